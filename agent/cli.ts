@@ -1,0 +1,214 @@
+/**
+ * `flowtap` command line. `main(argv)` returns the exit status:
+ * 0 everything read, 1 some input damaged or unreadable (results still
+ * written), 2 usage error. Errors are one line each on stderr.
+ */
+import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { readCaptureFile } from './capture/file.js';
+import type { ReadResult } from './capture/types.js';
+import { Pipeline } from './pipeline.js';
+import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type FlowTimeouts } from './flows/table.js';
+import { Summary } from '../exporters/summary.js';
+import { LineWriter, flowRecordLine } from '../exporters/ndjson.js';
+
+export class UsageError extends Error {}
+
+const USAGE = `usage: flowtap analyze FILE... [options]
+
+Reads capture files (pcap or pcapng, optionally gzip-compressed; - = stdin)
+and reports every flow.
+
+options:
+  --json                      print the summary as one JSON document
+  --flows PATH                write one NDJSON flow record per line (- = stdout)
+  --max-flows N               live flows kept at most (default ${DEFAULT_MAX_FLOWS})
+  --idle-timeout-tcp DUR      established TCP idle timeout (default ${DEFAULT_TIMEOUTS.tcpEstablished}s)
+  --idle-timeout-tcp-closed DUR   after FIN both ways or RST (default ${DEFAULT_TIMEOUTS.tcpClosed}s)
+  --idle-timeout-tcp-attempt DUR  not (yet) established (default ${DEFAULT_TIMEOUTS.tcpAttempt}s)
+  --idle-timeout-udp DUR      (default ${DEFAULT_TIMEOUTS.udp}s)
+  --idle-timeout-icmp DUR     (default ${DEFAULT_TIMEOUTS.icmp}s)
+  --idle-timeout-other DUR    other IP protocols (default ${DEFAULT_TIMEOUTS.other}s)
+  --active-timeout DUR        interim record for longer flows (default ${DEFAULT_TIMEOUTS.active}s, 0 = off)
+  -q, --quiet                 no summary on stdout
+  -h, --help                  this text
+  --version                   print the version
+
+DUR is a number with an optional unit: ms, s, m, h (default s).
+exit status: 0 all input read, 1 some input damaged (results still written), 2 usage error.
+`;
+
+/** Parses "300", "300s", "5m", "1.5h", "250ms" into seconds. */
+export function parseDuration(text: string, field: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new UsageError(`${field}: "${text}" is not a duration (examples: 30s, 5m, 250ms)`);
+  const v = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return unit === 'ms' ? v / 1000 : unit === 'm' ? v * 60 : unit === 'h' ? v * 3600 : v;
+}
+
+function parsePositiveInt(text: string, field: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`${field}: "${text}" is not a positive integer`);
+  return Number(text);
+}
+
+export function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface AnalyzeConfig {
+  files: string[];
+  json: boolean;
+  quiet: boolean;
+  flows?: string;
+  maxFlows: number;
+  timeouts: FlowTimeouts;
+}
+
+export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
+        flows: { type: 'string' },
+        'max-flows': { type: 'string' },
+        'idle-timeout-tcp': { type: 'string' },
+        'idle-timeout-tcp-closed': { type: 'string' },
+        'idle-timeout-tcp-attempt': { type: 'string' },
+        'idle-timeout-udp': { type: 'string' },
+        'idle-timeout-icmp': { type: 'string' },
+        'idle-timeout-other': { type: 'string' },
+        'active-timeout': { type: 'string' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (parsed.positionals.length === 0) throw new UsageError('analyze: no capture file given');
+  const timeouts: FlowTimeouts = { ...DEFAULT_TIMEOUTS };
+  const dur = (name: keyof typeof v, key: keyof FlowTimeouts) => {
+    const x = v[name];
+    if (typeof x === 'string') timeouts[key] = parseDuration(x, `--${name}`);
+  };
+  dur('idle-timeout-tcp', 'tcpEstablished');
+  dur('idle-timeout-tcp-closed', 'tcpClosed');
+  dur('idle-timeout-tcp-attempt', 'tcpAttempt');
+  dur('idle-timeout-udp', 'udp');
+  dur('idle-timeout-icmp', 'icmp');
+  dur('idle-timeout-other', 'other');
+  dur('active-timeout', 'active');
+  return {
+    files: parsed.positionals,
+    json: v.json === true,
+    quiet: v.quiet === true,
+    flows: v.flows,
+    maxFlows: v['max-flows'] !== undefined ? parsePositiveInt(v['max-flows'], '--max-flows') : DEFAULT_MAX_FLOWS,
+    timeouts,
+  };
+}
+
+export interface AnalyzeResult {
+  pipeline: Pipeline;
+  summary: Summary;
+  files: ReadResult[];
+  /** 0 complete, 1 some input damaged. */
+  status: number;
+}
+
+/** Runs an analysis; writes flows as configured, returns the results (no summary printing). */
+export async function analyze(cfg: AnalyzeConfig, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<AnalyzeResult> {
+  const pipeline = new Pipeline({ maxFlows: cfg.maxFlows, timeouts: cfg.timeouts });
+  const summary = new Summary();
+  pipeline.onFlowReport(summary.listener);
+  let writer: LineWriter | undefined;
+  if (cfg.flows !== undefined) {
+    writer = new LineWriter(cfg.flows);
+    const w = writer;
+    const ctx = { clock: pipeline.clock, interfaceName: (i: number) => pipeline.interfaceName(i) };
+    pipeline.onFlowReport((t, s, reason, final) => w.write(flowRecordLine(t, s, reason, final, ctx)));
+  }
+  const files: ReadResult[] = [];
+  let status = 0;
+  const progress = process.stderr.isTTY && !cfg.json ? startProgress(pipeline) : undefined;
+  try {
+    for (const f of cfg.files) {
+      const r = await readCaptureFile(f, pipeline);
+      files.push(r);
+      if (r.error) {
+        status = 1;
+        progress?.clear();
+        log(`flowtap: ${r.error.message}`);
+      }
+      const unsupported = new Set<number>();
+      for (const i of pipeline.interfaces) if (!pipeline.isSupportedLinktype(i.linktype)) unsupported.add(i.linktype);
+      for (const lt of unsupported) log(`flowtap: ${f}: link type ${lt} is not supported; its packets are counted as unsupported_linktype`);
+    }
+    pipeline.finish();
+  } finally {
+    progress?.stop();
+    writer?.close();
+  }
+  return { pipeline, summary, files, status };
+}
+
+function startProgress(p: Pipeline): { stop(): void; clear(): void } {
+  const start = Date.now();
+  const clear = () => process.stderr.write('\r\x1b[K');
+  const timer = setInterval(() => {
+    const s = (Date.now() - start) / 1000;
+    process.stderr.write(`\r\x1b[K${p.packets.toLocaleString('en-US')} packets, ${p.table.count.toLocaleString('en-US')} live flows, ${(p.packets / s / 1e6).toFixed(2)} Mpps`);
+  }, 500);
+  timer.unref();
+  return {
+    clear,
+    stop() {
+      clearInterval(timer);
+      clear();
+    },
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    }
+    if (cmd === '--version' || cmd === 'version') {
+      process.stdout.write(`flowtap ${version()}\n`);
+      return 0;
+    }
+    if (cmd !== 'analyze') throw new UsageError(`unknown command "${cmd}" (try: flowtap analyze FILE)`);
+    if (rest.includes('-h') || rest.includes('--help')) {
+      process.stdout.write(USAGE);
+      return 0;
+    }
+    const cfg = parseAnalyzeArgs(rest);
+    const res = await analyze(cfg);
+    if (!cfg.quiet) {
+      const out = cfg.json ? JSON.stringify(res.summary.toJSON(res.pipeline, res.files)) + '\n' : res.summary.toText(res.pipeline, res.files);
+      if (cfg.flows === '-' && !cfg.json) process.stderr.write(out);
+      else process.stdout.write(out);
+    }
+    return res.status;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`flowtap: ${e.message}\n`);
+      return 2;
+    }
+    const err = e as NodeJS.ErrnoException;
+    process.stderr.write(`flowtap: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    return 1;
+  }
+}

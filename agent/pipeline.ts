@@ -1,0 +1,100 @@
+/**
+ * The only module that knows every stage: packet source → decoder → flow
+ * table → reports. Sources call `packet()` (PacketSink); the decoder calls
+ * `layer()`/`nonIp()` (LayerSink); the flow table calls the reporter when a
+ * flow record is due.
+ */
+import type { InterfaceInfo, PacketSink } from './capture/types.js';
+import { Clock } from './clock.js';
+import { Decoder, SUPPORTED_LINKTYPES, type LayerSink } from '../parsers/decoder.js';
+import type { Packet } from '../parsers/packet.js';
+import { REASON_COUNT } from '../parsers/reasons.js';
+import { FlowTable, type FlowTableOptions } from './flows/table.js';
+
+export type FlowReportListener = (table: FlowTable, slot: number, reason: number, final: boolean) => void;
+
+export class Pipeline implements PacketSink, LayerSink {
+  readonly clock = new Clock();
+  readonly interfaces: InterfaceInfo[] = [];
+  private linktype: number[] = [];
+  private fcs: number[] = [];
+  readonly decoder: Decoder;
+  readonly table: FlowTable;
+
+  // ---- totals (every packet, decoded or not) ----
+  packets = 0;
+  wireBytes = 0;
+  capturedBytes = 0;
+  /** Packets whose captured length is less than their wire length. */
+  snapped = 0;
+  /** Packet time of the first and last packet (ns on `clock`). */
+  firstT = Infinity;
+  lastT = -Infinity;
+  /** Packets that could not be fully decoded, by reason code (parsers/reasons.ts). */
+  readonly reasons = new Float64Array(REASON_COUNT);
+  /** Non-IP frames by EtherType (index 0x10000 = 802.3/LLC, 0x10001 = other). */
+  readonly nonIpFrames = new Float64Array(0x10002);
+  /** Packets and wire bytes per interface. */
+  readonly ifPackets: number[] = [];
+  readonly ifBytes: number[] = [];
+
+  private readonly listeners: FlowReportListener[] = [];
+
+  constructor(opts: FlowTableOptions = {}) {
+    this.table = new FlowTable(opts);
+    this.decoder = new Decoder(this);
+    this.table.onReport = (t, s, reason, final) => {
+      for (const l of this.listeners) l(t, s, reason, final);
+    };
+  }
+
+  /** Registers a consumer of flow reports (NDJSON writer, summary, metrics). */
+  onFlowReport(l: FlowReportListener): void {
+    this.listeners.push(l);
+  }
+
+  addInterface(info: InterfaceInfo): number {
+    this.interfaces.push(info);
+    this.linktype.push(info.linktype);
+    this.fcs.push(info.fcsBytes);
+    this.ifPackets.push(0);
+    this.ifBytes.push(0);
+    return this.interfaces.length - 1;
+  }
+
+  interfaceName(ifIndex: number): string {
+    return this.interfaces[ifIndex]?.name ?? String(ifIndex);
+  }
+
+  isSupportedLinktype(linktype: number): boolean {
+    return SUPPORTED_LINKTYPES.has(linktype);
+  }
+
+  packet(buf: Uint8Array, off: number, caplen: number, wirelen: number, tsSec: number, tsNsec: number, ifIndex: number): void {
+    this.packets++;
+    this.wireBytes += wirelen;
+    this.capturedBytes += caplen;
+    if (caplen < wirelen) this.snapped++;
+    this.ifPackets[ifIndex]++;
+    this.ifBytes[ifIndex] += wirelen;
+    const t = this.clock.toNs(tsSec, tsNsec);
+    if (t < this.firstT) this.firstT = t;
+    if (t > this.lastT) this.lastT = t;
+    this.table.advance(t);
+    const r = this.decoder.decode(buf, off, caplen, wirelen, this.linktype[ifIndex], this.fcs[ifIndex], ifIndex, t);
+    if (r !== 0) this.reasons[r]++;
+  }
+
+  layer(p: Packet): number {
+    return this.table.layer(p);
+  }
+
+  nonIp(ethertype: number): void {
+    this.nonIpFrames[ethertype]++;
+  }
+
+  /** End of input: every live flow is reported. */
+  finish(): void {
+    this.table.flush();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * NDJSON flow records in Zeek conn.log vocabulary, one line per report.
+ * Lines are built as strings straight from the flow table's arrays (no
+ * intermediate object for the common fields) and written in large batches.
+ * Every field is documented in docs/flows.md.
+ */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { formatAddr } from '../parsers/addr.js';
+import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../parsers/packet.js';
+import { END_PRESSURE, KEY_WORDS, type FlowTable } from '../agent/flows/table.js';
+import { connStateNonTcp } from '../agent/flows/tcp.js';
+import type { Clock } from '../agent/clock.js';
+
+export function protoName(proto: number): string {
+  switch (proto) {
+    case PROTO_TCP: return 'tcp';
+    case PROTO_UDP: return 'udp';
+    case PROTO_ICMP: return 'icmp';
+    case PROTO_ICMPV6: return 'icmpv6';
+    default: return 'unknown_transport';
+  }
+}
+
+const B62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+function mix32(x: number): number {
+  x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
+  x = Math.imul(x ^ (x >>> 15), 0x846ca68b);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/**
+ * Zeek-style connection uid ("C" + 17 base62 characters), derived from the
+ * flow id so that a replay gives the same uids. The first word is a
+ * bijection of the id, so uids are unique for the first 2^32 flows of a run.
+ */
+export function flowUid(id: number): string {
+  const lo = id >>> 0;
+  const hi = Math.floor(id / 4294967296) >>> 0;
+  let w0 = mix32(lo ^ 0x5bd1e995);
+  let w1 = mix32(w0 ^ hi ^ 0x68e31da4);
+  let w2 = mix32(w1 + 0x1b56c4e9);
+  let s = 'C';
+  for (let i = 0; i < 17; i++) {
+    // Long division of the 96-bit number (w2:w1:w0) by 62.
+    let r = w2 % 62;
+    w2 = Math.floor(w2 / 62);
+    let cur = r * 4294967296 + w1;
+    w1 = Math.floor(cur / 62);
+    r = cur - w1 * 62;
+    cur = r * 4294967296 + w0;
+    w0 = Math.floor(cur / 62);
+    r = cur - w0 * 62;
+    s += B62[r];
+  }
+  return s;
+}
+
+/** Seconds with nanosecond digits, as a JSON number, trailing zeros trimmed. */
+export function secondsText(ns: number): string {
+  if (!(ns >= 0)) return '0';
+  const whole = Math.floor(ns / 1e9);
+  const frac = Math.round(ns - whole * 1e9);
+  if (frac === 0) return String(whole);
+  return `${whole}.${String(frac).padStart(9, '0').replace(/0+$/, '')}`;
+}
+
+export interface RecordContext {
+  clock: Clock;
+  interfaceName(ifIndex: number): string;
+}
+
+/** Builds the NDJSON line for one flow report (without the newline). */
+export function flowRecordLine(table: FlowTable, s: number, reason: number, final: boolean, ctx: RecordContext): string {
+  const k = table.keys;
+  const b = s * KEY_WORDS;
+  const origA = table.origIsA[s] === 1;
+  const version = k[b + 10];
+  const proto = k[b + 9] & 0xff;
+  const vlan = k[b + 9] >>> 8;
+  const ports = k[b + 8];
+  const origH = formatAddr(version, k, origA ? b : b + 4);
+  const respH = formatAddr(version, k, origA ? b + 4 : b);
+  const origP = origA ? ports >>> 16 : ports & 0xffff;
+  const respP = origA ? ports & 0xffff : ports >>> 16;
+  const o = 2 * s;
+  const r = o + 1;
+  const pname = protoName(proto);
+  let line = `{"ts":${ctx.clock.epochText(table.tFirst[s])},"uid":"${flowUid(table.flowId[s])}"` +
+    `,"id.orig_h":"${origH}","id.orig_p":${origP},"id.resp_h":"${respH}","id.resp_p":${respP}` +
+    `,"proto":"${pname}"`;
+  if (pname === 'unknown_transport') line += `,"ip_proto":${proto}`;
+  line += `,"duration":${secondsText(table.tLast[s] - table.tFirst[s])}` +
+    `,"orig_bytes":${table.payloadBytes[o]},"resp_bytes":${table.payloadBytes[r]}` +
+    `,"orig_pkts":${table.pkts[o]},"orig_ip_bytes":${table.ipBytes[o]}` +
+    `,"resp_pkts":${table.pkts[r]},"resp_ip_bytes":${table.ipBytes[r]}` +
+    `,"orig_wire_bytes":${table.wireBytes[o]},"resp_wire_bytes":${table.wireBytes[r]}`;
+  if (table.fragPkts[o] !== 0 || table.fragPkts[r] !== 0) {
+    line += `,"orig_frag_pkts":${table.fragPkts[o]},"resp_frag_pkts":${table.fragPkts[r]}`;
+  }
+  if (proto === PROTO_TCP) {
+    const rec: Record<string, unknown> = {};
+    table.tcp.fill(s, rec);
+    for (const key in rec) line += `,${JSON.stringify(key)}:${JSON.stringify(rec[key])}`;
+  } else {
+    line += `,"conn_state":"${connStateNonTcp(table.pkts[o], table.pkts[r])}"`;
+  }
+  if (vlan !== 0) {
+    const outer = vlan >>> 12;
+    const inner = vlan & 0xfff;
+    line += `,"vlan":${outer}`;
+    if (inner !== 0) line += `,"inner_vlan":${inner}`;
+  }
+  const parent = table.parentId[s];
+  if (parent >= 0) line += `,"tunnel_parents":["${flowUid(parent)}"]`;
+  line += `,"interface":${JSON.stringify(ctx.interfaceName(table.ifIndex[s]))}`;
+  line += `,"final":${final}`;
+  if (reason === END_PRESSURE) line += `,"evicted":true`;
+  return line + '}';
+}
+
+/** Buffered line writer to a path (`-` = stdout). */
+export class LineWriter {
+  private fd: number;
+  private readonly ownsFd: boolean;
+  private buf: string[] = [];
+  private size = 0;
+  lines = 0;
+
+  constructor(path: string) {
+    if (path === '-') {
+      this.fd = 1;
+      this.ownsFd = false;
+    } else {
+      this.fd = openSync(path, 'w');
+      this.ownsFd = true;
+    }
+  }
+
+  write(line: string): void {
+    this.buf.push(line);
+    this.size += line.length + 1;
+    this.lines++;
+    if (this.size >= 1 << 20) this.flush();
+  }
+
+  flush(): void {
+    if (this.buf.length === 0) return;
+    const data = Buffer.from(this.buf.join('\n') + '\n');
+    this.buf = [];
+    this.size = 0;
+    let off = 0;
+    while (off < data.length) {
+      try {
+        off += writeSync(this.fd, data, off);
+      } catch (e) {
+        // A non-blocking stdout pipe that is full: wait for it briefly, then retry.
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    }
+  }
+
+  close(): void {
+    this.flush();
+    if (this.ownsFd) closeSync(this.fd);
+    this.fd = -1;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The run summary of `flowtap analyze`: totals, flows by protocol, top flows
+ * and hosts by bytes, decode problems by reason, non-IP frames by EtherType,
+ * file errors. Fed with final flow reports; rendered as text or JSON.
+ */
+import { formatAddr } from '../parsers/addr.js';
+import { REASONS } from '../parsers/reasons.js';
+import { KEY_WORDS, END_REASONS, type FlowTable } from '../agent/flows/table.js';
+import type { Pipeline } from '../agent/pipeline.js';
+import type { ReadResult } from '../agent/capture/types.js';
+import { flowUid, protoName } from './ndjson.js';
+import { ethertypeName } from '../parsers/ethertypes.js';
+
+interface ProtoStats { flows: number; packets: number; bytes: number }
+interface TopFlow { uid: string; proto: string; orig: string; orig_p: number; resp: string; resp_p: number; packets: number; bytes: number }
+interface HostStats { packets: number; bytes: number; flows: number; version: number; w: number[] }
+
+const TOP = 10;
+
+export class Summary {
+  private readonly byProto = new Map<string, ProtoStats>();
+  private top: TopFlow[] = [];
+  private topMin = 0;
+  private readonly hosts = new Map<number | string, HostStats>();
+  flows = 0;
+
+  /** Flow report listener: counts final reports only (interim ones would double count). */
+  readonly listener = (t: FlowTable, s: number, _reason: number, final: boolean): void => {
+    if (!final) return;
+    this.flows++;
+    const k = t.keys;
+    const b = s * KEY_WORDS;
+    const proto = protoName(k[b + 9] & 0xff);
+    const o = 2 * s;
+    const packets = t.pkts[o] + t.pkts[o + 1];
+    const bytes = t.wireBytes[o] + t.wireBytes[o + 1];
+    let ps = this.byProto.get(proto);
+    if (!ps) this.byProto.set(proto, (ps = { flows: 0, packets: 0, bytes: 0 }));
+    ps.flows++;
+    ps.packets += packets;
+    ps.bytes += bytes;
+    const version = k[b + 10];
+    this.host(version, k, b, packets, bytes);
+    this.host(version, k, b + 4, packets, bytes);
+    if (this.top.length < TOP || bytes > this.topMin) {
+      const origA = t.origIsA[s] === 1;
+      const ports = k[b + 8];
+      this.top.push({
+        uid: flowUid(t.flowId[s]),
+        proto,
+        orig: formatAddr(version, k, origA ? b : b + 4),
+        orig_p: origA ? ports >>> 16 : ports & 0xffff,
+        resp: formatAddr(version, k, origA ? b + 4 : b),
+        resp_p: origA ? ports & 0xffff : ports >>> 16,
+        packets,
+        bytes,
+      });
+      this.top.sort((x, y) => y.bytes - x.bytes);
+      if (this.top.length > TOP) this.top.length = TOP;
+      this.topMin = this.top.length === TOP ? this.top[TOP - 1].bytes : 0;
+    }
+  };
+
+  private host(version: number, k: Uint32Array, o: number, packets: number, bytes: number): void {
+    const key: number | string = version === 4 ? k[o + 3] : `${k[o]}:${k[o + 1]}:${k[o + 2]}:${k[o + 3]}`;
+    let h = this.hosts.get(key);
+    if (!h) this.hosts.set(key, (h = { packets: 0, bytes: 0, flows: 0, version, w: [k[o], k[o + 1], k[o + 2], k[o + 3]] }));
+    h.packets += packets;
+    h.bytes += bytes;
+    h.flows++;
+  }
+
+  toJSON(p: Pipeline, files: ReadResult[]): Record<string, unknown> {
+    const clock = p.clock;
+    const decodeErrors: Record<string, number> = {};
+    for (let i = 1; i < REASONS.length; i++) if (p.reasons[i] > 0) decodeErrors[REASONS[i]] = p.reasons[i];
+    const nonIp: Record<string, number> = {};
+    for (let i = 0; i < p.nonIpFrames.length; i++) {
+      if (p.nonIpFrames[i] > 0) {
+        const name = ethertypeName(i);
+        nonIp[name] = (nonIp[name] ?? 0) + p.nonIpFrames[i];
+      }
+    }
+    const flowsByProto: Record<string, ProtoStats> = {};
+    for (const [k, v] of [...this.byProto].sort((a, b) => b[1].bytes - a[1].bytes)) flowsByProto[k] = v;
+    const hosts = [...this.hosts.values()].sort((a, b) => b.bytes - a.bytes || b.packets - a.packets).slice(0, TOP)
+      .map((h) => ({ host: formatAddr(h.version, h.w, 0), packets: h.packets, bytes: h.bytes, flows: h.flows }));
+    const evictions: Record<string, number> = {};
+    END_REASONS.forEach((r, i) => (evictions[r] = p.table.ends[i]));
+    const has = p.packets > 0;
+    return {
+      packets: p.packets,
+      bytes: p.wireBytes,
+      captured_bytes: p.capturedBytes,
+      snapped_packets: p.snapped,
+      first_ts: has ? Number(clock.epochText(p.firstT)) : null,
+      last_ts: has ? Number(clock.epochText(p.lastT)) : null,
+      duration: has ? (p.lastT - p.firstT) / 1e9 : 0,
+      flows: this.flows,
+      flows_by_proto: flowsByProto,
+      top_flows: this.top,
+      top_hosts: hosts,
+      decode_errors: decodeErrors,
+      decode_error_packets: p.reasons.reduce((a, b) => a + b, 0),
+      non_ip_frames: nonIp,
+      flow_reports: evictions,
+      interfaces: p.interfaces.map((i, n) => ({ name: i.name, linktype: i.linktype, snaplen: i.snaplen, packets: p.ifPackets[n], bytes: p.ifBytes[n] })),
+      files: files.map((f) => ({
+        file: f.file,
+        format: f.format,
+        compressed: f.compressed,
+        packets: f.packets,
+        complete: !f.error,
+        ...(f.error ? { error: { reason: f.error.reason, offset: f.error.offset, detail: f.error.detail } } : {}),
+      })),
+    };
+  }
+
+  toText(p: Pipeline, files: ReadResult[]): string {
+    const j = this.toJSON(p, files) as ReturnType<Summary['toJSON']> & Record<string, any>;
+    const n = (x: number) => x.toLocaleString('en-US');
+    const lines: string[] = [];
+    const first = j.first_ts === null ? '-' : new Date(j.first_ts * 1000).toISOString();
+    const last = j.last_ts === null ? '-' : new Date(j.last_ts * 1000).toISOString();
+    lines.push(`packets ${n(j.packets)}  bytes ${n(j.bytes)}  duration ${j.duration.toFixed(6)} s  (${first} .. ${last})`);
+    lines.push(`flows ${n(j.flows)}${j.snapped_packets ? `  snapped packets ${n(j.snapped_packets)}` : ''}`);
+    lines.push('');
+    lines.push('flows by protocol');
+    for (const [k, v] of Object.entries(j.flows_by_proto as Record<string, ProtoStats>)) {
+      lines.push(`  ${k.padEnd(18)} ${n(v.flows).padStart(10)} flows ${n(v.packets).padStart(12)} pkts ${n(v.bytes).padStart(15)} bytes`);
+    }
+    lines.push('');
+    lines.push('top flows by bytes');
+    for (const f of j.top_flows as TopFlow[]) {
+      const ep = (h: string, port: number) => (h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`);
+      lines.push(`  ${f.proto.padEnd(7)} ${ep(f.orig, f.orig_p)} -> ${ep(f.resp, f.resp_p)}  ${n(f.packets)} pkts ${n(f.bytes)} bytes`);
+    }
+    lines.push('');
+    lines.push('top hosts by bytes');
+    for (const h of j.top_hosts as { host: string; packets: number; bytes: number; flows: number }[]) {
+      lines.push(`  ${h.host.padEnd(39)} ${n(h.bytes).padStart(15)} bytes ${n(h.packets).padStart(12)} pkts ${n(h.flows).padStart(8)} flows`);
+    }
+    const errs = Object.entries(j.decode_errors as Record<string, number>);
+    if (errs.length) {
+      lines.push('');
+      lines.push('decode problems');
+      for (const [k, v] of errs) lines.push(`  ${k.padEnd(24)} ${n(v)}`);
+    }
+    const nonIp = Object.entries(j.non_ip_frames as Record<string, number>);
+    if (nonIp.length) {
+      lines.push('');
+      lines.push('non-IP frames');
+      for (const [k, v] of nonIp) lines.push(`  ${k.padEnd(24)} ${n(v)}`);
+    }
+    const bad = files.filter((f) => f.error);
+    if (bad.length) {
+      lines.push('');
+      lines.push('file errors');
+      for (const f of bad) lines.push(`  ${f.error!.message}`);
+    }
+    return lines.join('\n') + '\n';
+  }
+}
