@@ -125,23 +125,40 @@ export interface AnalyzeResult {
   status: number;
 }
 
+export interface AnalyzeHooks {
+  /** Where one-line errors go (default: stderr). */
+  log?: (line: string) => void;
+  /** Receives every NDJSON flow line (in addition to --flows). */
+  onLine?: (line: string) => void;
+  /** Builds the pipeline (tests substitute an instrumented one). */
+  makePipeline?: (opts: ConstructorParameters<typeof Pipeline>[0]) => Pipeline;
+}
+
 /** Runs an analysis; writes flows as configured, returns the results (no summary printing). */
-export async function analyze(cfg: AnalyzeConfig, log: (line: string) => void = (l) => process.stderr.write(l + '\n')): Promise<AnalyzeResult> {
-  const pipeline = new Pipeline({ maxFlows: cfg.maxFlows, timeouts: cfg.timeouts });
+export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Promise<AnalyzeResult> {
+  const log = hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const popts = { maxFlows: cfg.maxFlows, timeouts: cfg.timeouts };
+  const pipeline = hooks.makePipeline ? hooks.makePipeline(popts) : new Pipeline(popts);
   const summary = new Summary();
   pipeline.onFlowReport(summary.listener);
   let writer: LineWriter | undefined;
-  if (cfg.flows !== undefined) {
-    writer = new LineWriter(cfg.flows);
+  if (cfg.flows !== undefined) writer = new LineWriter(cfg.flows);
+  const onLine = hooks.onLine;
+  if (writer || onLine) {
     const w = writer;
     const ctx = { clock: pipeline.clock, interfaceName: (i: number) => pipeline.interfaceName(i) };
-    pipeline.onFlowReport((t, s, reason, final) => w.write(flowRecordLine(t, s, reason, final, ctx)));
+    pipeline.onFlowReport((t, s, reason, final) => {
+      const line = flowRecordLine(t, s, reason, final, ctx);
+      w?.write(line);
+      onLine?.(line);
+    });
   }
   const files: ReadResult[] = [];
   let status = 0;
   const progress = process.stderr.isTTY && !cfg.json ? startProgress(pipeline) : undefined;
   try {
     for (const f of cfg.files) {
+      const firstIf = pipeline.interfaces.length;
       const r = await readCaptureFile(f, pipeline);
       files.push(r);
       if (r.error) {
@@ -150,7 +167,10 @@ export async function analyze(cfg: AnalyzeConfig, log: (line: string) => void = 
         log(`flowtap: ${r.error.message}`);
       }
       const unsupported = new Set<number>();
-      for (const i of pipeline.interfaces) if (!pipeline.isSupportedLinktype(i.linktype)) unsupported.add(i.linktype);
+      for (let i = firstIf; i < pipeline.interfaces.length; i++) {
+        const lt = pipeline.interfaces[i].linktype;
+        if (pipeline.ifPackets[i] > 0 && !pipeline.isSupportedLinktype(lt)) unsupported.add(lt);
+      }
       for (const lt of unsupported) log(`flowtap: ${f}: link type ${lt} is not supported; its packets are counted as unsupported_linktype`);
     }
     pipeline.finish();
@@ -198,7 +218,8 @@ export async function main(argv: string[]): Promise<number> {
     const res = await analyze(cfg);
     if (!cfg.quiet) {
       const out = cfg.json ? JSON.stringify(res.summary.toJSON(res.pipeline, res.files)) + '\n' : res.summary.toText(res.pipeline, res.files);
-      if (cfg.flows === '-' && !cfg.json) process.stderr.write(out);
+      // With flow records on stdout, the summary goes to stderr so stdout stays NDJSON.
+      if (cfg.flows === '-') process.stderr.write(out);
       else process.stdout.write(out);
     }
     return res.status;

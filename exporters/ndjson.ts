@@ -95,9 +95,6 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
     `,"orig_pkts":${table.pkts[o]},"orig_ip_bytes":${table.ipBytes[o]}` +
     `,"resp_pkts":${table.pkts[r]},"resp_ip_bytes":${table.ipBytes[r]}` +
     `,"orig_wire_bytes":${table.wireBytes[o]},"resp_wire_bytes":${table.wireBytes[r]}`;
-  if (table.fragPkts[o] !== 0 || table.fragPkts[r] !== 0) {
-    line += `,"orig_frag_pkts":${table.fragPkts[o]},"resp_frag_pkts":${table.fragPkts[r]}`;
-  }
   if (proto === PROTO_TCP) {
     const rec: Record<string, unknown> = {};
     table.tcp.fill(s, rec);

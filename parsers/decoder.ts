@@ -50,6 +50,9 @@ export const SUPPORTED_LINKTYPES: ReadonlySet<number> = new Set([
   LINKTYPE_C_HDLC, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
 ]);
 
+/** `lim` of a tunnelled packet inside a first fragment: its real end is in later fragments. */
+const UNKNOWN_LIM = 2 ** 40;
+
 /** Deepest tunnel nesting decoded (0 = outer packet). */
 export const MAX_DEPTH = 4;
 
@@ -280,7 +283,7 @@ export class Decoder {
     if (ihl < 20) return R.bad_ipv4_ihl;
     if (end - off < ihl) return R.truncated_ipv4;
     let total = (buf[off + 2] << 8) | buf[off + 3];
-    if (total === 0) total = lim - off; // TSO / GSO: the length is the frame's
+    if (total === 0) total = (lim === UNKNOWN_LIM ? end : lim) - off; // TSO / GSO: the length is the frame's
     if (total < ihl || off + total > lim) return R.bad_ipv4_length;
     const p = this.p;
     p.ipVersion = 4;
@@ -304,7 +307,7 @@ export class Decoder {
     if (buf[off] >> 4 !== 6) return R.bad_ip_version;
     if (end - off < 40) return R.truncated_ipv6;
     let plen = (buf[off + 4] << 8) | buf[off + 5];
-    if (plen === 0) plen = lim - off - 40; // jumbogram / GSO: the length is the frame's
+    if (plen === 0) plen = (lim === UNKNOWN_LIM ? end : lim) - off - 40; // jumbogram / GSO: the length is the frame's
     const ipLim = off + 40 + plen;
     if (ipLim > lim) return R.bad_ipv6_length;
     if (end > ipLim) end = ipLim;
@@ -321,7 +324,8 @@ export class Decoder {
     let fragOff = 0;
     let mf = 0;
     let fragId = 0;
-    for (let n = 0; n < 16; n++) {
+    // Every extension header is at least 8 bytes and must stay inside the payload, so this ends.
+    for (;;) {
       if (nh === 0 || nh === 43 || nh === 60 || nh === 135 || nh === 139 || nh === 140) {
         if (end - cur < 2) return R.truncated_ipv6_ext;
         const len = (buf[cur + 1] + 1) << 3;
@@ -416,8 +420,9 @@ export class Decoder {
         if (mf) this.fragments.add(p.addr, proto, fragId, sport, dport, this.t);
         const id = sink.layer(p);
         if (badLen) return R.bad_udp_length;
-        if (mf) return 0;
-        return this.udpTunnel(sport, dport, off + 8, end, off + 8 + p.payloadLen, id);
+        // A first fragment still shows the start of a tunnelled packet (tshark decodes it too).
+        const udpLim = mf ? (ulen >= 8 ? off + ulen : UNKNOWN_LIM) : off + 8 + p.payloadLen;
+        return this.udpTunnel(sport, dport, off + 8, end, udpLim, id);
       }
       case PROTO_ICMP:
       case PROTO_ICMPV6: {
@@ -446,13 +451,15 @@ export class Decoder {
         // Other IP protocols (GRE, IP-in-IP, ESP, SCTP, OSPF, ...) are flows without ports.
         p.payloadLen = ipLim - off;
         const id = sink.layer(p);
+        let innerLim = ipLim;
         if (mf) {
+          // A first fragment: the tunnelled packet is cut where the fragment ends; its own length is unknown here.
           this.fragments.add(p.addr, proto, fragId, 0, 0, this.t);
-          return 0;
+          innerLim = UNKNOWN_LIM;
         }
-        if (proto === 47) return this.enter(id) || this.gre(off, end, ipLim);
-        if (proto === 4) return this.enter(id) || this.ipv4(off, end, ipLim);
-        if (proto === 41) return this.enter(id) || this.ipv6(off, end, ipLim);
+        if (proto === 47) return this.enter(id) || this.gre(off, end, innerLim);
+        if (proto === 4) return this.enter(id) || this.ipv4(off, end, innerLim);
+        if (proto === 41) return this.enter(id) || this.ipv6(off, end, innerLim);
         return 0;
       }
     }

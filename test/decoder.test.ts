@@ -51,7 +51,7 @@ function run(linktype: number, frame: Uint8Array, wirelen = frame.length, caplen
   return { reason: REASONS[reason], layers: rec.layers, nonIps: rec.nonIps };
 }
 
-const T = (sport: number, dport: number, flags = SYN, payload = new Uint8Array(0)) => tcp({ sport, dport, flags }, payload);
+const T = (sport: number, dport: number, flags = SYN, payload: Uint8Array = new Uint8Array(0)) => tcp({ sport, dport, flags }, payload);
 
 interface Case {
   name: string;

@@ -103,8 +103,6 @@ export class FlowTable implements LayerSink {
   ipBytes!: Float64Array;
   wireBytes!: Float64Array;
   payloadBytes!: Float64Array;
-  /** Later fragments (no transport header) counted in pkts, per direction. */
-  fragPkts!: Uint32Array;
   /** Flow ids: unique per run, in order of creation (the uid is derived from it). */
   flowId!: Float64Array;
   /** Flow id of the tunnel flow carrying this one, or -1. */
@@ -177,7 +175,6 @@ export class FlowTable implements LayerSink {
     this.ipBytes = grow(this.ipBytes, Float64Array, 2);
     this.wireBytes = grow(this.wireBytes, Float64Array, 2);
     this.payloadBytes = grow(this.payloadBytes, Float64Array, 2);
-    this.fragPkts = grow(this.fragPkts, Uint32Array, 2);
     this.flowId = grow(this.flowId, Float64Array, 1);
     this.parentId = grow(this.parentId, Float64Array, 1);
     this.prev = grow(this.prev, Int32Array, 1);
@@ -214,7 +211,7 @@ export class FlowTable implements LayerSink {
   /** Bytes of table memory per flow slot, measured from the arrays (index at its current size). */
   bytesPerSlot(): number {
     const arrays = [this.keys, this.hashes, this.origIsA, this.cls, this.depth, this.ifIndex, this.sllSeen, this.tFirst, this.tLast,
-      this.tReport, this.pkts, this.ipBytes, this.wireBytes, this.payloadBytes, this.fragPkts, this.flowId, this.parentId,
+      this.tReport, this.pkts, this.ipBytes, this.wireBytes, this.payloadBytes, this.flowId, this.parentId,
       this.prev, this.next, this.aprev, this.anext, this.free];
     let bytes = this.index.byteLength;
     for (const a of arrays) bytes += a.byteLength;
@@ -368,7 +365,6 @@ export class FlowTable implements LayerSink {
     this.ipBytes[d] += p.ipLen;
     this.wireBytes[d] += p.wirelen;
     this.payloadBytes[d] += p.payloadLen;
-    if (p.fragment === 2) this.fragPkts[d]++;
     if (p.sllType >= 0) this.sllSeen[d] |= 1 << (p.sllType & 7);
     if (now > this.tLast[s]) this.tLast[s] = now;
     else if (now < this.tFirst[s]) this.tFirst[s] = now;
@@ -413,7 +409,6 @@ export class FlowTable implements LayerSink {
     this.ipBytes[d] = 0; this.ipBytes[d + 1] = 0;
     this.wireBytes[d] = 0; this.wireBytes[d + 1] = 0;
     this.payloadBytes[d] = 0; this.payloadBytes[d + 1] = 0;
-    this.fragPkts[d] = 0; this.fragPkts[d + 1] = 0;
     this.sllSeen[d] = 0; this.sllSeen[d + 1] = 0;
     this.flowId[s] = this.nextId++;
     this.parentId[s] = p.parent;
