@@ -34,17 +34,17 @@ options:
   -h, --help                  this text
   --version                   print the version
 
-DUR is a number with an optional unit: ms, s, m, h (default s).
+DUR is a number with an optional unit: ms, s, m, h, d (default s).
 exit status: 0 all input read, 1 some input damaged (results still written), 2 usage error.
 `;
 
 /** Parses "300", "300s", "5m", "1.5h", "250ms" into seconds. */
 export function parseDuration(text: string, field: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
   if (!m) throw new UsageError(`${field}: "${text}" is not a duration (examples: 30s, 5m, 250ms)`);
   const v = Number(m[1]);
   const unit = m[2] ?? 's';
-  return unit === 'ms' ? v / 1000 : unit === 'm' ? v * 60 : unit === 'h' ? v * 3600 : v;
+  return unit === 'ms' ? v / 1000 : unit === 'm' ? v * 60 : unit === 'h' ? v * 3600 : unit === 'd' ? v * 86400 : v;
 }
 
 function parsePositiveInt(text: string, field: string): number {

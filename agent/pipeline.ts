@@ -40,6 +40,7 @@ export class Pipeline implements PacketSink, LayerSink {
 
   private readonly listeners: FlowReportListener[] = [];
 
+
   constructor(opts: FlowTableOptions = {}) {
     this.table = new FlowTable(opts);
     this.decoder = new Decoder(this);

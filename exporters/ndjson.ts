@@ -7,7 +7,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { formatAddr } from '../parsers/addr.js';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../parsers/packet.js';
-import { END_PRESSURE, KEY_WORDS, type FlowTable } from '../agent/flows/table.js';
+import { END_PRESSURE, type FlowTable } from '../agent/flows/table.js';
 import { connStateNonTcp } from '../agent/flows/tcp.js';
 import type { Clock } from '../agent/clock.js';
 
@@ -72,35 +72,31 @@ export interface RecordContext {
 
 /** Builds the NDJSON line for one flow report (without the newline). */
 export function flowRecordLine(table: FlowTable, s: number, reason: number, final: boolean, ctx: RecordContext): string {
-  const k = table.keys;
-  const b = s * KEY_WORDS;
-  const origA = table.origIsA[s] === 1;
-  const version = k[b + 10];
-  const proto = k[b + 9] & 0xff;
-  const vlan = k[b + 9] >>> 8;
-  const ports = k[b + 8];
-  const origH = formatAddr(version, k, origA ? b : b + 4);
-  const respH = formatAddr(version, k, origA ? b + 4 : b);
-  const origP = origA ? ports >>> 16 : ports & 0xffff;
-  const respP = origA ? ports & 0xffff : ports >>> 16;
-  const o = 2 * s;
-  const r = o + 1;
+  const u = table.u32;
+  const version = table.ipVersion(s);
+  const proto = table.proto(s);
+  const vlan = table.vlan(s);
+  const origH = formatAddr(version, u, table.addrOffset(s, true));
+  const respH = formatAddr(version, u, table.addrOffset(s, false));
   const pname = protoName(proto);
-  let line = `{"ts":${ctx.clock.epochText(table.tFirst[s])},"uid":"${flowUid(table.flowId[s])}"` +
-    `,"id.orig_h":"${origH}","id.orig_p":${origP},"id.resp_h":"${respH}","id.resp_p":${respP}` +
+  const first = table.first(s);
+  let line = `{"ts":${ctx.clock.epochText(first)},"uid":"${flowUid(table.flowId(s))}"` +
+    `,"id.orig_h":"${origH}","id.orig_p":${table.port(s, true)},"id.resp_h":"${respH}","id.resp_p":${table.port(s, false)}` +
     `,"proto":"${pname}"`;
   if (pname === 'unknown_transport') line += `,"ip_proto":${proto}`;
-  line += `,"duration":${secondsText(table.tLast[s] - table.tFirst[s])}` +
-    `,"orig_bytes":${table.payloadBytes[o]},"resp_bytes":${table.payloadBytes[r]}` +
-    `,"orig_pkts":${table.pkts[o]},"orig_ip_bytes":${table.ipBytes[o]}` +
-    `,"resp_pkts":${table.pkts[r]},"resp_ip_bytes":${table.ipBytes[r]}` +
-    `,"orig_wire_bytes":${table.wireBytes[o]},"resp_wire_bytes":${table.wireBytes[r]}`;
+  const op = table.pkts(s, true);
+  const rp = table.pkts(s, false);
+  line += `,"duration":${secondsText(table.last(s) - first)}` +
+    `,"orig_bytes":${table.payloadBytes(s, true)},"resp_bytes":${table.payloadBytes(s, false)}` +
+    `,"orig_pkts":${op},"orig_ip_bytes":${table.ipBytes(s, true)}` +
+    `,"resp_pkts":${rp},"resp_ip_bytes":${table.ipBytes(s, false)}` +
+    `,"orig_wire_bytes":${table.wireBytes(s, true)},"resp_wire_bytes":${table.wireBytes(s, false)}`;
   if (proto === PROTO_TCP) {
     const rec: Record<string, unknown> = {};
     table.tcp.fill(s, rec);
     for (const key in rec) line += `,${JSON.stringify(key)}:${JSON.stringify(rec[key])}`;
   } else {
-    line += `,"conn_state":"${connStateNonTcp(table.pkts[o], table.pkts[r])}"`;
+    line += `,"conn_state":"${connStateNonTcp(op, rp, proto)}"`;
   }
   if (vlan !== 0) {
     const outer = vlan >>> 12;
@@ -108,9 +104,9 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
     line += `,"vlan":${outer}`;
     if (inner !== 0) line += `,"inner_vlan":${inner}`;
   }
-  const parent = table.parentId[s];
+  const parent = table.parentId(s);
   if (parent >= 0) line += `,"tunnel_parents":["${flowUid(parent)}"]`;
-  line += `,"interface":${JSON.stringify(ctx.interfaceName(table.ifIndex[s]))}`;
+  line += `,"interface":${JSON.stringify(ctx.interfaceName(table.ifIndex(s)))}`;
   line += `,"final":${final}`;
   if (reason === END_PRESSURE) line += `,"evicted":true`;
   return line + '}';

@@ -5,7 +5,8 @@
  */
 import { formatAddr } from '../parsers/addr.js';
 import { REASONS } from '../parsers/reasons.js';
-import { KEY_WORDS, END_REASONS, type FlowTable } from '../agent/flows/table.js';
+import { END_REASONS, type FlowTable } from '../agent/flows/table.js';
+import { HostTable } from './hosts.js';
 import type { Pipeline } from '../agent/pipeline.js';
 import type { ReadResult } from '../agent/capture/types.js';
 import { flowUid, protoName } from './ndjson.js';
@@ -13,45 +14,40 @@ import { ethertypeName } from '../parsers/ethertypes.js';
 
 interface ProtoStats { flows: number; packets: number; bytes: number }
 interface TopFlow { uid: string; proto: string; orig: string; orig_p: number; resp: string; resp_p: number; packets: number; bytes: number }
-interface HostStats { packets: number; bytes: number; flows: number; version: number; w: number[] }
 
 const TOP = 10;
 
 export class Summary {
-  private readonly byProto = new Map<string, ProtoStats>();
+  /** By IP protocol number. */
+  private readonly byProto: (ProtoStats | undefined)[] = new Array(256);
   private top: TopFlow[] = [];
   private topMin = 0;
-  private readonly hosts = new Map<number | string, HostStats>();
+  private readonly hosts = new HostTable();
   flows = 0;
 
   /** Flow report listener: counts final reports only (interim ones would double count). */
   readonly listener = (t: FlowTable, s: number, _reason: number, final: boolean): void => {
     if (!final) return;
     this.flows++;
-    const k = t.keys;
-    const b = s * KEY_WORDS;
-    const proto = protoName(k[b + 9] & 0xff);
-    const o = 2 * s;
-    const packets = t.pkts[o] + t.pkts[o + 1];
-    const bytes = t.wireBytes[o] + t.wireBytes[o + 1];
-    let ps = this.byProto.get(proto);
-    if (!ps) this.byProto.set(proto, (ps = { flows: 0, packets: 0, bytes: 0 }));
+    const proto = t.proto(s);
+    const packets = t.pkts(s, true) + t.pkts(s, false);
+    const bytes = t.wireBytes(s, true) + t.wireBytes(s, false);
+    let ps = this.byProto[proto];
+    if (!ps) this.byProto[proto] = ps = { flows: 0, packets: 0, bytes: 0 };
     ps.flows++;
     ps.packets += packets;
     ps.bytes += bytes;
-    const version = k[b + 10];
-    this.host(version, k, b, packets, bytes);
-    this.host(version, k, b + 4, packets, bytes);
+    const version = t.ipVersion(s);
+    this.hosts.add(version, t.u32, t.addrOffset(s, true), packets, bytes);
+    this.hosts.add(version, t.u32, t.addrOffset(s, false), packets, bytes);
     if (this.top.length < TOP || bytes > this.topMin) {
-      const origA = t.origIsA[s] === 1;
-      const ports = k[b + 8];
       this.top.push({
-        uid: flowUid(t.flowId[s]),
-        proto,
-        orig: formatAddr(version, k, origA ? b : b + 4),
-        orig_p: origA ? ports >>> 16 : ports & 0xffff,
-        resp: formatAddr(version, k, origA ? b + 4 : b),
-        resp_p: origA ? ports & 0xffff : ports >>> 16,
+        uid: flowUid(t.flowId(s)),
+        proto: protoName(proto),
+        orig: formatAddr(version, t.u32, t.addrOffset(s, true)),
+        orig_p: t.port(s, true),
+        resp: formatAddr(version, t.u32, t.addrOffset(s, false)),
+        resp_p: t.port(s, false),
         packets,
         bytes,
       });
@@ -60,15 +56,6 @@ export class Summary {
       this.topMin = this.top.length === TOP ? this.top[TOP - 1].bytes : 0;
     }
   };
-
-  private host(version: number, k: Uint32Array, o: number, packets: number, bytes: number): void {
-    const key: number | string = version === 4 ? k[o + 3] : `${k[o]}:${k[o + 1]}:${k[o + 2]}:${k[o + 3]}`;
-    let h = this.hosts.get(key);
-    if (!h) this.hosts.set(key, (h = { packets: 0, bytes: 0, flows: 0, version, w: [k[o], k[o + 1], k[o + 2], k[o + 3]] }));
-    h.packets += packets;
-    h.bytes += bytes;
-    h.flows++;
-  }
 
   toJSON(p: Pipeline, files: ReadResult[]): Record<string, unknown> {
     const clock = p.clock;
@@ -82,9 +69,14 @@ export class Summary {
       }
     }
     const flowsByProto: Record<string, ProtoStats> = {};
-    for (const [k, v] of [...this.byProto].sort((a, b) => b[1].bytes - a[1].bytes)) flowsByProto[k] = v;
-    const hosts = [...this.hosts.values()].sort((a, b) => b.bytes - a.bytes || b.packets - a.packets).slice(0, TOP)
-      .map((h) => ({ host: formatAddr(h.version, h.w, 0), packets: h.packets, bytes: h.bytes, flows: h.flows }));
+    const protos: [string, ProtoStats][] = [];
+    this.byProto.forEach((v, proto) => {
+      if (!v) return;
+      const name = protoName(proto);
+      protos.push([name === 'unknown_transport' ? `ip-proto-${proto}` : name, v]);
+    });
+    for (const [k, v] of protos.sort((a, b) => b[1].bytes - a[1].bytes)) flowsByProto[k] = v;
+    const hosts = this.hosts.top(TOP);
     const evictions: Record<string, number> = {};
     END_REASONS.forEach((r, i) => (evictions[r] = p.table.ends[i]));
     const has = p.packets > 0;

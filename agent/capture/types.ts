@@ -36,6 +36,13 @@ export interface PacketSink {
    * @param ifIndex index returned by `addInterface`
    */
   packet(buf: Uint8Array, off: number, caplen: number, wirelen: number, tsSec: number, tsNsec: number, ifIndex: number): void;
+
+  /**
+   * The buffer given to `packet()` is about to be reused: a sink that keeps
+   * references into it (to process packets in batches) must finish them now.
+   * Sources call it after every chunk or batch of packets, and at the end.
+   */
+  flush?(): void;
 }
 
 /** Why a capture file stopped being readable. Closed set. */

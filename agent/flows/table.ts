@@ -1,27 +1,65 @@
 /**
  * The flow table: bidirectional flows keyed by (IP version, protocol, VLAN
- * ids, the two address/port endpoints in canonical order), kept in
- * struct-of-arrays typed arrays indexed by a slot number, found through an
- * open-addressing hash index (linear probing, backward-shift deletion, no
- * tombstones). Nothing is allocated per packet.
+ * ids, the two address/port endpoints in canonical order). Nothing is
+ * allocated per packet.
  *
- * Lifetime runs on packet time only:
- *  - every slot sits in one of six idle lists (TCP attempt / established /
- *    closed, UDP, ICMP, other IP), each in order of last activity, so the
- *    head of a list is the next to time out;
- *  - every slot also sits in the active-timeout FIFO, ordered by the time
- *    of its last report; a flow older than the active timeout is reported
- *    with `final: false` and goes on counting;
- *  - when `maxFlows` are live, the least recently active flow is evicted.
+ * Layout, chosen for the memory system: a packet of a random flow among
+ * hundreds of thousands costs cache misses, not instructions, so a packet
+ * touches only
+ *  - one entry of the open-addressing index (Int32, linear probing,
+ *    backward-shift deletion, load factor <= 1/2), and
+ *  - its flow's record: one 192-byte block holding the key, the hash, the
+ *    counters, the times and the timer links (three adjacent cache lines),
+ *    read through a Uint32Array and a Float64Array over the same buffer,
+ * plus the TCP tracker's state for TCP.
  *
- * Memory: see `BYTES_PER_FLOW` below (plus the TCP tracker's own).
+ * Lifetime runs on packet time only, through a timing wheel (4096 buckets of
+ * 250 ms): each flow sits in the bucket of its earliest possible deadline
+ * (idle timeout of its class, or active timeout). Packets never touch the
+ * wheel; when a bucket comes due its flows are checked against their real
+ * deadlines and either ended, reported (active timeout) or moved to the
+ * bucket of their new deadline. A flow whose class gets a shorter timeout
+ * (a TCP connection closing) is moved at once. A packet arriving after its
+ * flow's idle timeout but before the sweep still starts a new flow: the
+ * lookup checks the deadline itself, so flow boundaries are exact and the
+ * wheel only decides when records are written (at most 250 ms late).
+ *
+ * When `maxFlows` flows are live, the flow nearest to its idle deadline is
+ * evicted (for flows of one class that is the least recently active one).
  */
 import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
 import { TcpTracker } from './tcp.js';
 
-/** Key words per slot: addr A (4), addr B (4), ports (A<<16|B), (vlan<<8)|proto, IP version. */
+/** Key words: addr A (4), addr B (4), ports (A << 16 | B), (vlan << 8) | proto, IP version. */
 export const KEY_WORDS = 11;
+
+// ---- record layout: 192 bytes = 48 u32 = 24 f64 ----
+export const REC_BYTES = 192;
+export const REC_U32 = REC_BYTES >> 2;
+export const REC_F64 = REC_BYTES >> 3;
+// u32 words (0..10 are the key)
+export const R_HASH = 11;
+/** bit 0 origin is A, bit 1 live, bits 2-4 class, bits 5-7 depth. */
+export const R_META = 14;
+/** Capture interface index. */
+export const R_IFB = 15;
+/** SLL packet types seen (bit per type): byte 0 from the originator, byte 1 from the responder. */
+export const R_SLL = 16;
+// 17..19 spare (u32 20..23 = f64 10..11 are unused too)
+// f64 words
+export const F_FIRST = 12;
+export const F_LAST = 13;
+export const F_REPORT = 14;
+export const F_PKTS = 15; // +0 orig, +1 resp
+export const F_IP = 17;
+export const F_WIRE = 19;
+export const F_PAY = 21;
+export const F_ID = 23;
+export const F_PARENT = 11;
+
+const META_ORIG_A = 1;
+const META_LIVE = 2;
 
 export const CLS_TCP_ATTEMPT = 0;
 export const CLS_TCP_ESTABLISHED = 1;
@@ -75,62 +113,53 @@ export interface FlowTableOptions {
  */
 export type FlowReporter = (table: FlowTable, slot: number, reason: number, final: boolean) => void;
 
+const WHEEL_BITS = 12;
+const WHEEL = 1 << WHEEL_BITS;
+const WHEEL_MASK = WHEEL - 1;
+const TICK_NS = 250e6;
+/** Wheel bucket field of a flow that is in no bucket (being swept). */
+const DETACHED = 0xffff;
+
 export class FlowTable implements LayerSink {
   readonly maxFlows: number;
-  capacity: number;
+  capacity = 0;
   /** Live flows. */
   count = 0;
-  /** Current packet time (ns on the pipeline's clock); set by the caller before each packet. */
+  /** Current packet time (ns on the pipeline's clock). */
   now = 0;
-  /** Highest packet time seen: the clock that drives the sweeps. */
+  /** Highest packet time seen: the clock that drives the wheel. */
   clock = -Infinity;
 
-  // ---- per-slot state (struct of arrays) ----
-  keys!: Uint32Array;
-  hashes!: Uint32Array;
-  /** 1 when endpoint A (the lower one of the canonical key) is the originator. */
-  origIsA!: Uint8Array;
-  cls!: Uint8Array;
-  depth!: Uint8Array;
-  ifIndex!: Uint16Array;
-  /** Linux SLL packet types seen, per direction: bit (1 << type). */
-  sllSeen!: Uint8Array;
-  tFirst!: Float64Array;
-  tLast!: Float64Array;
-  tReport!: Float64Array;
-  /** Per direction [2*slot] = orig, [2*slot+1] = resp. */
-  pkts!: Float64Array;
-  ipBytes!: Float64Array;
-  wireBytes!: Float64Array;
-  payloadBytes!: Float64Array;
-  /** Flow ids: unique per run, in order of creation (the uid is derived from it). */
-  flowId!: Float64Array;
-  /** Flow id of the tunnel flow carrying this one, or -1. */
-  parentId!: Float64Array;
-  private prev!: Int32Array;
-  private next!: Int32Array;
-  private aprev!: Int32Array;
-  private anext!: Int32Array;
-  private index!: Int32Array;
+  /** Flow records (see the layout constants), two views of one buffer. */
+  u32!: Uint32Array;
+  f64!: Float64Array;
+  /** Index entries: [slot + 1, hash] pairs (0 = empty), so probing and deletion never touch records. */
+  private index!: Uint32Array;
   private indexMask = 0;
+  /**
+   * Timing-wheel links, kept apart from the records: linking and unlinking
+   * touches neighbours, which are random flows; in these dense arrays
+   * (12 bytes a slot) they are usually in cache.
+   */
+  private wprev!: Int32Array;
+  private wnext!: Int32Array;
+  private wbucket!: Uint16Array;
   private free!: Int32Array;
   private freeTop = 0;
 
-  private readonly head = new Int32Array(N_CLASSES).fill(-1);
-  private readonly tail = new Int32Array(N_CLASSES).fill(-1);
-  private ahead = -1;
-  private atail = -1;
+  private readonly bucketHead = new Int32Array(WHEEL).fill(-1);
+  private readonly bucketTail = new Int32Array(WHEEL).fill(-1);
+  /** Next wheel tick (absolute, floor(t / TICK)) to process; NaN before the first packet. */
+  private cursor = NaN;
   private readonly idleNs = new Float64Array(N_CLASSES);
   private readonly activeNs: number;
-  private nextSweep = -Infinity;
   private nextId = 0;
 
   readonly tcp: TcpTracker;
   /** Scratch key of the current packet. */
   private readonly key = new Uint32Array(KEY_WORDS);
 
-  // ---- counters ----
-  /** Flows started, by class of their first packet. */
+  /** Flows started. */
   flowsStarted = 0;
   /** Reports written, by END_* reason. */
   readonly ends = new Float64Array(END_REASONS.length);
@@ -148,73 +177,48 @@ export class FlowTable implements LayerSink {
     this.idleNs[CLS_OTHER] = t.other * 1e9;
     this.activeNs = t.active > 0 ? t.active * 1e9 : Infinity;
     const cap = Math.min(this.maxFlows, Math.max(16, opts.initialCapacity ?? 65536));
-    this.capacity = 0;
     this.tcp = new TcpTracker(cap);
     this.allocate(cap);
   }
 
-  /** (Re)allocates every per-slot array for `cap` slots, keeping the first `this.capacity`. */
+  /** (Re)allocates the records for `cap` slots, keeping the live ones. */
   private allocate(cap: number): void {
     const old = this.capacity;
-    const grow = <T extends Uint8Array | Uint16Array | Uint32Array | Int32Array | Float64Array>(a: T | undefined, ctor: new (n: number) => T, per: number): T => {
-      const b = new ctor(cap * per);
-      if (a) b.set(a.subarray(0, old * per));
-      return b;
-    };
-    this.keys = grow(this.keys, Uint32Array, KEY_WORDS);
-    this.hashes = grow(this.hashes, Uint32Array, 1);
-    this.origIsA = grow(this.origIsA, Uint8Array, 1);
-    this.cls = grow(this.cls, Uint8Array, 1);
-    this.depth = grow(this.depth, Uint8Array, 1);
-    this.ifIndex = grow(this.ifIndex, Uint16Array, 1);
-    this.sllSeen = grow(this.sllSeen, Uint8Array, 2);
-    this.tFirst = grow(this.tFirst, Float64Array, 1);
-    this.tLast = grow(this.tLast, Float64Array, 1);
-    this.tReport = grow(this.tReport, Float64Array, 1);
-    this.pkts = grow(this.pkts, Float64Array, 2);
-    this.ipBytes = grow(this.ipBytes, Float64Array, 2);
-    this.wireBytes = grow(this.wireBytes, Float64Array, 2);
-    this.payloadBytes = grow(this.payloadBytes, Float64Array, 2);
-    this.flowId = grow(this.flowId, Float64Array, 1);
-    this.parentId = grow(this.parentId, Float64Array, 1);
-    this.prev = grow(this.prev, Int32Array, 1);
-    this.next = grow(this.next, Int32Array, 1);
-    this.aprev = grow(this.aprev, Int32Array, 1);
-    this.anext = grow(this.anext, Int32Array, 1);
-    // Free slots: the new ones, lowest first on top.
-    const free = new Int32Array(cap);
-    let top = 0;
-    if (this.free) {
-      free.set(this.free.subarray(0, this.freeTop));
-      top = this.freeTop;
+    const buf = new ArrayBuffer(cap * REC_BYTES);
+    const u32 = new Uint32Array(buf);
+    if (this.u32) u32.set(this.u32);
+    this.u32 = u32;
+    this.f64 = new Float64Array(buf);
+    const wprev = new Int32Array(cap);
+    const wnext = new Int32Array(cap);
+    const wbucket = new Uint16Array(cap);
+    if (this.wprev) {
+      wprev.set(this.wprev);
+      wnext.set(this.wnext);
+      wbucket.set(this.wbucket);
     }
-    // Put new slots below the existing free ones so reuse order stays deterministic.
+    this.wprev = wprev;
+    this.wnext = wnext;
+    this.wbucket = wbucket;
+    // Free slots, lowest on top; new slots go below the existing free ones so reuse order stays deterministic.
+    const free = new Int32Array(cap);
     const added = cap - old;
-    free.copyWithin(added, 0, top);
+    if (this.free) free.set(this.free.subarray(0, this.freeTop), added);
     for (let i = 0; i < added; i++) free[i] = cap - 1 - i;
     this.free = free;
-    this.freeTop = top + added;
+    this.freeTop += added;
     if (old > 0) this.tcp.grow(cap);
     this.capacity = cap;
-    // Index: a power of two at least twice the capacity (load factor <= 0.5).
     let size = 16;
     while (size < cap * 2) size <<= 1;
-    if (size - 1 !== this.indexMask) {
-      this.index = new Int32Array(size);
-      this.indexMask = size - 1;
-      for (let c = 0; c < N_CLASSES; c++) {
-        for (let s = this.head[c]; s !== -1; s = this.next[s]) this.indexInsert(s);
-      }
-    }
+    this.index = new Uint32Array(size * 2);
+    this.indexMask = size - 1;
+    for (let s = 0; s < old; s++) if (u32[s * REC_U32 + R_META] & META_LIVE) this.indexInsert(s, u32[s * REC_U32 + R_HASH]);
   }
 
-  /** Bytes of table memory per flow slot, measured from the arrays (index at its current size). */
+  /** Bytes of memory per flow slot: record, index share, free list, and the TCP tracker's. */
   bytesPerSlot(): number {
-    const arrays = [this.keys, this.hashes, this.origIsA, this.cls, this.depth, this.ifIndex, this.sllSeen, this.tFirst, this.tLast,
-      this.tReport, this.pkts, this.ipBytes, this.wireBytes, this.payloadBytes, this.flowId, this.parentId,
-      this.prev, this.next, this.aprev, this.anext, this.free];
-    let bytes = this.index.byteLength;
-    for (const a of arrays) bytes += a.byteLength;
+    const bytes = this.u32.byteLength + this.index.byteLength + this.free.byteLength + this.wprev.byteLength + this.wnext.byteLength + this.wbucket.byteLength;
     return bytes / this.capacity + this.tcp.bytesPerSlot();
   }
 
@@ -234,106 +238,106 @@ export class FlowTable implements LayerSink {
   private find(h: number): number {
     const index = this.index;
     const mask = this.indexMask;
-    const keys = this.keys;
+    const u = this.u32;
     const k = this.key;
     for (let i = h & mask; ; i = (i + 1) & mask) {
-      const e = index[i];
+      const e = index[2 * i];
       if (e === 0) return -1;
-      const s = e - 1;
-      if (this.hashes[s] !== h) continue;
-      const b = s * KEY_WORDS;
-      if (keys[b] === k[0] && keys[b + 1] === k[1] && keys[b + 2] === k[2] && keys[b + 3] === k[3] &&
-        keys[b + 4] === k[4] && keys[b + 5] === k[5] && keys[b + 6] === k[6] && keys[b + 7] === k[7] &&
-        keys[b + 8] === k[8] && keys[b + 9] === k[9] && keys[b + 10] === k[10]) return s;
+      if (index[2 * i + 1] !== h) continue;
+      const b = (e - 1) * REC_U32;
+      if (u[b] === k[0] && u[b + 1] === k[1] && u[b + 2] === k[2] && u[b + 3] === k[3] &&
+        u[b + 4] === k[4] && u[b + 5] === k[5] && u[b + 6] === k[6] && u[b + 7] === k[7] &&
+        u[b + 8] === k[8] && u[b + 9] === k[9] && u[b + 10] === k[10]) return e - 1;
     }
   }
 
-  private indexInsert(s: number): void {
+  private indexInsert(s: number, h: number): void {
     const index = this.index;
     const mask = this.indexMask;
-    let i = this.hashes[s] & mask;
-    while (index[i] !== 0) i = (i + 1) & mask;
-    index[i] = s + 1;
+    let i = h & mask;
+    while (index[2 * i] !== 0) i = (i + 1) & mask;
+    index[2 * i] = s + 1;
+    index[2 * i + 1] = h;
   }
 
-  private indexRemove(s: number): void {
+  private indexRemove(s: number, h: number): void {
     const index = this.index;
     const mask = this.indexMask;
-    let i = this.hashes[s] & mask;
-    while (index[i] !== s + 1) i = (i + 1) & mask;
+    let i = h & mask;
+    while (index[2 * i] !== s + 1) i = (i + 1) & mask;
     // Backward-shift deletion keeps every probe chain unbroken.
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      const e = index[j];
+      const e = index[2 * j];
       if (e === 0) break;
-      const home = this.hashes[e - 1] & mask;
+      const eh = index[2 * j + 1];
+      const home = eh & mask;
       const between = i <= j ? i < home && home <= j : i < home || home <= j;
       if (!between) {
-        index[i] = e;
+        index[2 * i] = e;
+        index[2 * i + 1] = eh;
         i = j;
       }
     }
-    index[i] = 0;
+    index[2 * i] = 0;
   }
 
-  // ---------------------------------------------------------------- lists
+  // ---------------------------------------------------------------- timing wheel
 
-  private unlink(s: number): void {
-    const c = this.cls[s];
-    const p = this.prev[s];
-    const n = this.next[s];
-    if (p === -1) this.head[c] = n;
-    else this.next[p] = n;
-    if (n === -1) this.tail[c] = p;
-    else this.prev[n] = p;
+  /** Earliest time the flow may need attention: its idle or its active deadline. */
+  private deadline(s: number): number {
+    const b = s * REC_U32;
+    const f = s * REC_F64;
+    const idle = this.f64[f + F_LAST] + this.idleNs[(this.u32[b + R_META] >>> 2) & 7];
+    const active = this.f64[f + F_REPORT] + this.activeNs;
+    return idle < active ? idle : active;
   }
 
-  private append(s: number, c: number): void {
-    this.cls[s] = c;
-    const t = this.tail[c];
-    this.prev[s] = t;
-    this.next[s] = -1;
-    if (t === -1) this.head[c] = s;
-    else this.next[t] = s;
-    this.tail[c] = s;
+  private schedule(s: number): void {
+    let tick = Math.floor(this.deadline(s) / TICK_NS);
+    const cursor = this.cursor;
+    if (tick < cursor) tick = cursor;
+    // Beyond the horizon: parked in the farthest bucket and looked at again then. (WHEEL - 2 keeps a
+    // flow rescheduled during a sweep out of the bucket being swept.)
+    else if (tick - cursor > WHEEL - 2) tick = cursor + WHEEL - 2;
+    const bucket = tick & WHEEL_MASK;
+    // Appended: a bucket lists its flows in the order they were scheduled (oldest first).
+    const tail = this.bucketTail[bucket];
+    this.wprev[s] = tail;
+    this.wnext[s] = -1;
+    if (tail === -1) this.bucketHead[bucket] = s;
+    else this.wnext[tail] = s;
+    this.bucketTail[bucket] = s;
+    this.wbucket[s] = bucket;
   }
 
-  private activeUnlink(s: number): void {
-    const p = this.aprev[s];
-    const n = this.anext[s];
-    if (p === -1) this.ahead = n;
-    else this.anext[p] = n;
-    if (n === -1) this.atail = p;
-    else this.aprev[n] = p;
-  }
-
-  private activeAppend(s: number): void {
-    const t = this.atail;
-    this.aprev[s] = t;
-    this.anext[s] = -1;
-    if (t === -1) this.ahead = s;
-    else this.anext[t] = s;
-    this.atail = s;
+  private unschedule(s: number): void {
+    const bucket = this.wbucket[s];
+    if (bucket === DETACHED) return;
+    const p = this.wprev[s];
+    const n = this.wnext[s];
+    if (p === -1) this.bucketHead[bucket] = n;
+    else this.wnext[p] = n;
+    if (n === -1) this.bucketTail[bucket] = p;
+    else this.wprev[n] = p;
   }
 
   // ---------------------------------------------------------------- per packet
 
   nonIp(_ethertype: number): void {}
 
-  /** Counts one transport layer of the current packet (LayerSink). Returns the flow id. */
-  layer(p: Packet): number {
+  /** Writes the canonical key of `p` into this.key; returns true when the packet's source is endpoint A. */
+  private keyOf(p: Packet): boolean {
     const a = p.addr;
     const k = this.key;
     // Canonical order: the lower (address, port) endpoint is A.
-    let srcIsA = true;
-    for (let i = 0; i < 4; i++) {
-      if (a[i] !== a[i + 4]) {
-        srcIsA = a[i] < a[i + 4];
-        break;
-      }
-      if (i === 3) srcIsA = p.sport <= p.dport;
-    }
+    let srcIsA: boolean;
+    if (a[0] !== a[4]) srcIsA = a[0] < a[4];
+    else if (a[1] !== a[5]) srcIsA = a[1] < a[5];
+    else if (a[2] !== a[6]) srcIsA = a[2] < a[6];
+    else if (a[3] !== a[7]) srcIsA = a[3] < a[7];
+    else srcIsA = p.sport <= p.dport;
     if (srcIsA) {
       k[0] = a[0]; k[1] = a[1]; k[2] = a[2]; k[3] = a[3];
       k[4] = a[4]; k[5] = a[5]; k[6] = a[6]; k[7] = a[7];
@@ -345,73 +349,83 @@ export class FlowTable implements LayerSink {
     }
     k[9] = ((p.vlan << 8) | p.proto) >>> 0;
     k[10] = p.ipVersion;
-    const h = this.hashKey(k);
+    return srcIsA;
+  }
+
+  /** Counts one transport layer of the current packet (LayerSink). Returns the flow id. */
+  layer(p: Packet): number {
+    const srcIsA = this.keyOf(p);
+    const h = this.hashKey(this.key);
     const now = this.now;
+    const u = this.u32;
+    const f = this.f64;
     let s = this.find(h);
     if (s >= 0) {
-      if (now - this.tLast[s] > this.idleNs[this.cls[s]]) {
+      if (now - f[s * REC_F64 + F_LAST] > this.idleNs[(u[s * REC_U32 + R_META] >>> 2) & 7]) {
         this.end(s, END_IDLE);
         s = -1;
       } else if (p.proto === PROTO_TCP && p.hasL4 && (p.tcpFlags & 0x12) === 0x02 &&
-        this.tcp.isNewConnection(s, (this.origIsA[s] === 1) === srcIsA, p.tcpFlags, p.seq)) {
+        this.tcp.isNewConnection(s, ((u[s * REC_U32 + R_META] & META_ORIG_A) === 1) === srcIsA, p.tcpFlags, p.seq)) {
         this.end(s, END_REUSE);
         s = -1;
       }
     }
     if (s < 0) s = this.create(h, p, srcIsA);
-    const fromOrig = (this.origIsA[s] === 1) === srcIsA;
-    const d = 2 * s + (fromOrig ? 0 : 1);
-    this.pkts[d]++;
-    this.ipBytes[d] += p.ipLen;
-    this.wireBytes[d] += p.wirelen;
-    this.payloadBytes[d] += p.payloadLen;
-    if (p.sllType >= 0) this.sllSeen[d] |= 1 << (p.sllType & 7);
-    if (now > this.tLast[s]) this.tLast[s] = now;
-    else if (now < this.tFirst[s]) this.tFirst[s] = now;
-    let c = this.cls[s];
-    if (p.proto === PROTO_TCP) {
-      if (p.hasL4) {
-        this.tcp.segment(s, fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
-        c = this.tcp.phase(s);
+    const b = s * REC_U32;
+    const fb = s * REC_F64;
+    const meta = u[b + R_META];
+    const fromOrig = ((meta & META_ORIG_A) === 1) === srcIsA;
+    const d = fromOrig ? 0 : 1;
+    f[fb + F_PKTS + d]++;
+    f[fb + F_IP + d] += p.ipLen;
+    f[fb + F_WIRE + d] += p.wirelen;
+    f[fb + F_PAY + d] += p.payloadLen;
+    if (p.sllType >= 0) u[b + R_SLL] |= (1 << (p.sllType & 7)) << (d << 3);
+    if (now > f[fb + F_LAST]) f[fb + F_LAST] = now;
+    else if (now < f[fb + F_FIRST]) f[fb + F_FIRST] = now;
+    if (p.proto === PROTO_TCP && p.hasL4) {
+      this.tcp.segment(s, fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
+      const c = this.tcp.phase(s);
+      const old = (meta >>> 2) & 7;
+      if (c !== old) {
+        u[b + R_META] = (meta & ~(7 << 2)) | (c << 2);
+        // A shorter timeout must be seen by the wheel now; a longer one is found lazily.
+        if (this.idleNs[c] < this.idleNs[old]) {
+          this.unschedule(s);
+          this.schedule(s);
+        }
       }
     }
-    // Move to the tail of its idle list (possibly a new class).
-    if (this.tail[c] !== s) {
-      this.unlink(s);
-      this.append(s, c);
-    }
-    return this.flowId[s];
+    return f[fb + F_ID];
   }
 
   private create(h: number, p: Packet, srcIsA: boolean): number {
     if (this.count >= this.capacity) {
       if (this.capacity < this.maxFlows) this.allocate(Math.min(this.maxFlows, this.capacity * 2));
-      else this.evictOldest();
+      else this.evict();
     }
     const s = this.free[--this.freeTop];
     this.count++;
     this.flowsStarted++;
-    this.hashes[s] = h;
-    const b = s * KEY_WORDS;
+    const u = this.u32;
+    const f = this.f64;
+    const b = s * REC_U32;
+    const fb = s * REC_F64;
     const k = this.key;
-    for (let i = 0; i < KEY_WORDS; i++) this.keys[b + i] = k[i];
-    this.indexInsert(s);
+    for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
+    u[b + R_HASH] = h;
+    u[b + R_SLL] = 0;
+    f[fb + F_PKTS] = 0;
+    f[fb + F_PKTS + 1] = 0;
+    f[fb + F_IP] = 0;
+    f[fb + F_IP + 1] = 0;
+    f[fb + F_WIRE] = 0;
+    f[fb + F_WIRE + 1] = 0;
+    f[fb + F_PAY] = 0;
+    f[fb + F_PAY + 1] = 0;
+    this.indexInsert(s, h);
     // The originator sends the first packet, except that a SYN-ACK seen first names the other side.
     const synAck = p.proto === PROTO_TCP && p.hasL4 && (p.tcpFlags & 0x12) === 0x12;
-    this.origIsA[s] = srcIsA !== synAck ? 1 : 0;
-    this.depth[s] = p.depth;
-    this.ifIndex[s] = p.ifIndex;
-    this.tFirst[s] = this.now;
-    this.tLast[s] = this.now;
-    this.tReport[s] = this.now;
-    const d = 2 * s;
-    this.pkts[d] = 0; this.pkts[d + 1] = 0;
-    this.ipBytes[d] = 0; this.ipBytes[d + 1] = 0;
-    this.wireBytes[d] = 0; this.wireBytes[d + 1] = 0;
-    this.payloadBytes[d] = 0; this.payloadBytes[d + 1] = 0;
-    this.sllSeen[d] = 0; this.sllSeen[d + 1] = 0;
-    this.flowId[s] = this.nextId++;
-    this.parentId[s] = p.parent;
     let c: number;
     switch (p.proto) {
       case PROTO_TCP:
@@ -428,8 +442,16 @@ export class FlowTable implements LayerSink {
       default:
         c = CLS_OTHER;
     }
-    this.append(s, c);
-    this.activeAppend(s);
+    u[b + R_META] = (srcIsA !== synAck ? META_ORIG_A : 0) | META_LIVE | (c << 2) | ((p.depth & 7) << 5);
+    u[b + R_IFB] = p.ifIndex;
+    const now = this.now;
+    f[fb + F_FIRST] = now;
+    f[fb + F_LAST] = now;
+    f[fb + F_REPORT] = now;
+    f[fb + F_ID] = this.nextId++;
+    f[fb + F_PARENT] = p.parent;
+    if (this.cursor !== this.cursor) this.cursor = Math.floor(now / TICK_NS);
+    this.schedule(s);
     return s;
   }
 
@@ -437,61 +459,163 @@ export class FlowTable implements LayerSink {
   private end(s: number, reason: number): void {
     this.ends[reason]++;
     this.onReport(this, s, reason, true);
-    this.unlink(s);
-    this.activeUnlink(s);
-    this.indexRemove(s);
+    this.unschedule(s);
+    this.indexRemove(s, this.u32[s * REC_U32 + R_HASH]);
+    this.u32[s * REC_U32 + R_META] = 0;
     this.free[this.freeTop++] = s;
     this.count--;
   }
 
-  private evictOldest(): void {
-    let best = -1;
-    for (let c = 0; c < N_CLASSES; c++) {
-      const s = this.head[c];
-      if (s !== -1 && (best === -1 || this.tLast[s] < this.tLast[best])) best = s;
+  /** Table full: ends the flow nearest to its deadline (fixing stale wheel positions on the way). */
+  private evict(): void {
+    const u = this.u32;
+    for (let n = 0, tick = this.cursor; n < 2 * WHEEL; n++, tick++) {
+      const bucket = tick & WHEEL_MASK;
+      const limit = (tick + 1) * TICK_NS;
+      let s = this.bucketHead[bucket];
+      while (s !== -1) {
+        const next = this.wnext[s];
+        if (this.deadline(s) < limit || n >= WHEEL) {
+          this.end(s, END_PRESSURE);
+          return;
+        }
+        this.unschedule(s);
+        this.schedule(s);
+        s = next;
+      }
     }
-    if (best !== -1) this.end(best, END_PRESSURE);
   }
 
   /**
-   * Advances the clock to `t` (ns) and ends flows whose idle timeout passed,
-   * and reports flows whose active timeout passed. Cheap when nothing is due:
-   * the full check runs at most once per 100 ms of packet time.
+   * Sets the packet time of the next packet and runs the wheel up to it:
+   * flows past their idle timeout end, flows past their active timeout are
+   * reported. Cheap when no bucket is due.
    */
   advance(t: number): void {
     this.now = t;
     if (t <= this.clock) return;
     this.clock = t;
-    if (t < this.nextSweep) return;
-    this.nextSweep = t + 1e8;
-    this.sweep(t);
-  }
-
-  private sweep(t: number): void {
-    for (let c = 0; c < N_CLASSES; c++) {
-      const limit = t - this.idleNs[c];
-      for (let s = this.head[c]; s !== -1 && this.tLast[s] < limit; s = this.head[c]) this.end(s, END_IDLE);
+    const target = Math.floor(t / TICK_NS);
+    if (!(target > this.cursor)) return;
+    if (target - this.cursor > WHEEL) {
+      // A jump longer than the wheel: visit every bucket once, against the new time.
+      this.cursor = target;
+      for (let i = 0; i < WHEEL; i++) this.sweepBucket(i, t);
+      return;
     }
-    const alimit = t - this.activeNs;
-    for (let s = this.ahead; s !== -1 && this.tReport[s] <= alimit; s = this.ahead) {
-      this.ends[END_ACTIVE]++;
-      this.onReport(this, s, END_ACTIVE, false);
-      this.tReport[s] = t;
-      this.activeUnlink(s);
-      this.activeAppend(s);
+    while (this.cursor < target) {
+      const tick = this.cursor;
+      this.cursor = tick + 1;
+      this.sweepBucket(tick & WHEEL_MASK, t);
     }
   }
 
-  /** Ends every live flow (end of input), in order of their first packet. */
+  private sweepBucket(bucket: number, t: number): void {
+    const u = this.u32;
+    const f = this.f64;
+    let s = this.bucketHead[bucket];
+    this.bucketHead[bucket] = -1;
+    this.bucketTail[bucket] = -1;
+    while (s !== -1) {
+      const b = s * REC_U32;
+      const next = this.wnext[s];
+      this.wbucket[s] = DETACHED;
+      const fb = s * REC_F64;
+      if (f[fb + F_LAST] + this.idleNs[(u[b + R_META] >>> 2) & 7] < t) {
+        this.end(s, END_IDLE);
+      } else {
+        if (f[fb + F_REPORT] + this.activeNs <= t) {
+          this.ends[END_ACTIVE]++;
+          this.onReport(this, s, END_ACTIVE, false);
+          f[fb + F_REPORT] = t;
+        }
+        this.schedule(s);
+      }
+      s = next;
+    }
+  }
+
+  /** Ends every live flow (end of input), in the order they started. */
   flush(): void {
-    const live: number[] = [];
-    for (let c = 0; c < N_CLASSES; c++) for (let s = this.head[c]; s !== -1; s = this.next[s]) live.push(s);
-    live.sort((x, y) => this.tFirst[x] - this.tFirst[y] || this.flowId[x] - this.flowId[y]);
-    for (const s of live) this.end(s, END_EOF);
+    const u = this.u32;
+    const f = this.f64;
+    const n = this.count;
+    const slots = new Int32Array(n);
+    let i = 0;
+    for (let s = 0; s < this.capacity; s++) if (u[s * REC_U32 + R_META] & META_LIVE) slots[i++] = s;
+    if (this.nextId < 2 ** 31 && this.capacity <= 4194304) {
+      // Flow ids below 2^31 and slots below 2^22 pack into one exact number: a native sort, no comparator.
+      const order = new Float64Array(n);
+      for (let j = 0; j < n; j++) order[j] = f[slots[j] * REC_F64 + F_ID] * 4194304 + slots[j];
+      order.sort();
+      for (let j = 0; j < n; j++) slots[j] = order[j] % 4194304;
+    } else {
+      slots.sort((x, y) => f[x * REC_F64 + F_ID] - f[y * REC_F64 + F_ID]);
+    }
+    for (let j = 0; j < n; j++) this.end(slots[j], END_EOF);
   }
 
   /** Visits every live flow (for metrics); do not modify the table from `fn`. */
   forEachLive(fn: (slot: number) => void): void {
-    for (let c = 0; c < N_CLASSES; c++) for (let s = this.head[c]; s !== -1; s = this.next[s]) fn(s);
+    const u = this.u32;
+    for (let s = 0; s < this.capacity; s++) if (u[s * REC_U32 + R_META] & META_LIVE) fn(s);
+  }
+
+  // ---------------------------------------------------------------- accessors (export time)
+
+  isOrigA(s: number): boolean {
+    return (this.u32[s * REC_U32 + R_META] & META_ORIG_A) !== 0;
+  }
+  ipVersion(s: number): number {
+    return this.u32[s * REC_U32 + 10];
+  }
+  proto(s: number): number {
+    return this.u32[s * REC_U32 + 9] & 0xff;
+  }
+  vlan(s: number): number {
+    return this.u32[s * REC_U32 + 9] >>> 8;
+  }
+  /** Port of the originator (orig = true) or responder. */
+  port(s: number, orig: boolean): number {
+    const ports = this.u32[s * REC_U32 + 8];
+    return orig === this.isOrigA(s) ? ports >>> 16 : ports & 0xffff;
+  }
+  /** Offset in `u32` of the originator's (orig = true) or responder's address words. */
+  addrOffset(s: number, orig: boolean): number {
+    return s * REC_U32 + (orig === this.isOrigA(s) ? 0 : 4);
+  }
+  ifIndex(s: number): number {
+    return this.u32[s * REC_U32 + R_IFB];
+  }
+  depth(s: number): number {
+    return (this.u32[s * REC_U32 + R_META] >>> 5) & 7;
+  }
+  /** SLL packet types seen from the originator (orig = true) or responder, one bit per type. */
+  sllSeen(s: number, orig: boolean): number {
+    return (this.u32[s * REC_U32 + R_SLL] >>> (orig ? 0 : 8)) & 0xff;
+  }
+  first(s: number): number {
+    return this.f64[s * REC_F64 + F_FIRST];
+  }
+  last(s: number): number {
+    return this.f64[s * REC_F64 + F_LAST];
+  }
+  flowId(s: number): number {
+    return this.f64[s * REC_F64 + F_ID];
+  }
+  parentId(s: number): number {
+    return this.f64[s * REC_F64 + F_PARENT];
+  }
+  pkts(s: number, orig: boolean): number {
+    return this.f64[s * REC_F64 + F_PKTS + (orig ? 0 : 1)];
+  }
+  ipBytes(s: number, orig: boolean): number {
+    return this.f64[s * REC_F64 + F_IP + (orig ? 0 : 1)];
+  }
+  wireBytes(s: number, orig: boolean): number {
+    return this.f64[s * REC_F64 + F_WIRE + (orig ? 0 : 1)];
+  }
+  payloadBytes(s: number, orig: boolean): number {
+    return this.f64[s * REC_F64 + F_PAY + (orig ? 0 : 1)];
   }
 }
