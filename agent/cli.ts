@@ -10,6 +10,7 @@ import type { ReadResult } from './capture/types.js';
 import { Pipeline } from './pipeline.js';
 import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type FlowTimeouts } from './flows/table.js';
 import { Summary } from '../exporters/summary.js';
+import { LocalNets } from './flows/localnets.js';
 import { LineWriter, flowRecordLine } from '../exporters/ndjson.js';
 
 export class UsageError extends Error {}
@@ -30,6 +31,8 @@ options:
   --idle-timeout-icmp DUR     (default ${DEFAULT_TIMEOUTS.icmp}s)
   --idle-timeout-other DUR    other IP protocols (default ${DEFAULT_TIMEOUTS.other}s)
   --active-timeout DUR        interim record for longer flows (default ${DEFAULT_TIMEOUTS.active}s, 0 = off)
+  --local-net CIDR            this host's address or network (repeatable; an address is a /32 or /128);
+                              decides inbound / outbound / forwarded / local (else SLL packet types do)
   -q, --quiet                 no summary on stdout
   -h, --help                  this text
   --version                   print the version
@@ -68,6 +71,8 @@ export interface AnalyzeConfig {
   flows?: string;
   maxFlows: number;
   timeouts: FlowTimeouts;
+  /** This host's addresses / the site's networks (CIDR or single addresses). */
+  localNets: string[];
 }
 
 export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
@@ -88,6 +93,7 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
         'idle-timeout-icmp': { type: 'string' },
         'idle-timeout-other': { type: 'string' },
         'active-timeout': { type: 'string' },
+        'local-net': { type: 'string', multiple: true },
       },
     });
   } catch (e) {
@@ -114,6 +120,7 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
     flows: v.flows,
     maxFlows: v['max-flows'] !== undefined ? parsePositiveInt(v['max-flows'], '--max-flows') : DEFAULT_MAX_FLOWS,
     timeouts,
+    localNets: v['local-net'] ?? [],
   };
 }
 
@@ -137,7 +144,13 @@ export interface AnalyzeHooks {
 /** Runs an analysis; writes flows as configured, returns the results (no summary printing). */
 export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Promise<AnalyzeResult> {
   const log = hooks.log ?? ((l: string) => process.stderr.write(l + '\n'));
-  const popts = { maxFlows: cfg.maxFlows, timeouts: cfg.timeouts };
+  let localNets: LocalNets;
+  try {
+    localNets = LocalNets.parse(cfg.localNets);
+  } catch (e) {
+    throw new UsageError(`--local-net: ${(e as Error).message}`);
+  }
+  const popts = { maxFlows: cfg.maxFlows, timeouts: cfg.timeouts, localNets };
   const pipeline = hooks.makePipeline ? hooks.makePipeline(popts) : new Pipeline(popts);
   const summary = new Summary();
   pipeline.onFlowReport(summary.listener);
@@ -209,7 +222,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`flowtap ${version()}\n`);
       return 0;
     }
-    if (cmd !== 'analyze') throw new UsageError(`unknown command "${cmd}" (try: flowtap analyze FILE)`);
+    if (cmd === 'run') return (await import('./run.js')).runMain(rest);
+    if (cmd !== 'analyze') throw new UsageError(`unknown command "${cmd}" (try: flowtap analyze FILE, or flowtap run -i IFACE)`);
     if (rest.includes('-h') || rest.includes('--help')) {
       process.stdout.write(USAGE);
       return 0;

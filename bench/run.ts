@@ -496,7 +496,7 @@ const BENCHES: BenchSpec[] = [
     },
     command: (cap) => ({
       cmd: which('nfpcapd')!,
-      args: ['-r', cap.path, '-w', NFPCAPD_DIR, '-e', '3600,600', '-B', '4000000'],
+      args: ['-r', cap.path, '-w', NFPCAPD_DIR, '-e', '3600,600', '-B', '1048576'],
     }),
     inspect: (s) => {
       const out = s.stdout + s.stderr;

@@ -7,7 +7,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { formatAddr } from '../parsers/addr.js';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../parsers/packet.js';
-import { END_PRESSURE, type FlowTable } from '../agent/flows/table.js';
+import { DIRECTIONS, DIR_UNKNOWN, END_PRESSURE, type FlowTable } from '../agent/flows/table.js';
 import { connStateNonTcp } from '../agent/flows/tcp.js';
 import type { Clock } from '../agent/clock.js';
 
@@ -106,6 +106,9 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
   }
   const parent = table.parentId(s);
   if (parent >= 0) line += `,"tunnel_parents":["${flowUid(parent)}"]`;
+  const dir = table.direction(s);
+  line += `,"direction":"${DIRECTIONS[dir]}"`;
+  if (dir !== DIR_UNKNOWN) line += `,"local_orig":${table.isLocal(s, true)},"local_resp":${table.isLocal(s, false)}`;
   line += `,"interface":${JSON.stringify(ctx.interfaceName(table.ifIndex(s)))}`;
   line += `,"final":${final}`;
   if (reason === END_PRESSURE) line += `,"evicted":true`;

@@ -91,6 +91,7 @@ export class Decoder {
     p.ifIndex = ifIndex;
     p.sllType = -1;
     p.sllIfindex = -1;
+    p.sllHatype = -1;
     p.ethSrcOff = -1;
     p.depth = 0;
     p.parent = -1;
@@ -108,11 +109,13 @@ export class Decoder {
       case LINKTYPE_LINUX_SLL: {
         if (end - off < 16) return R.truncated_link;
         p.sllType = (buf[off] << 8) | buf[off + 1];
+        p.sllHatype = (buf[off + 2] << 8) | buf[off + 3];
         return this.sllProto((buf[off + 14] << 8) | buf[off + 15], off + 16, end, lim);
       }
       case LINKTYPE_LINUX_SLL2: {
         if (end - off < 20) return R.truncated_link;
         p.sllType = buf[off + 10];
+        p.sllHatype = (buf[off + 8] << 8) | buf[off + 9];
         p.sllIfindex = ((buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7]) >>> 0;
         return this.sllProto((buf[off] << 8) | buf[off + 1], off + 20, end, lim);
       }
@@ -288,6 +291,7 @@ export class Decoder {
     const p = this.p;
     p.ipVersion = 4;
     p.ipLen = total;
+    p.ipId = (buf[off + 4] << 8) | buf[off + 5];
     const a = p.addr;
     a[0] = 0; a[1] = 0; a[2] = 0;
     a[3] = (buf[off + 12] << 24) | (buf[off + 13] << 16) | (buf[off + 14] << 8) | buf[off + 15];
@@ -314,6 +318,7 @@ export class Decoder {
     const p = this.p;
     p.ipVersion = 6;
     p.ipLen = plen + 40;
+    p.ipId = 0;
     const a = p.addr;
     for (let i = 0; i < 8; i++) {
       const o = off + 8 + (i << 2);
@@ -364,6 +369,9 @@ export class Decoder {
     p.proto = proto;
     p.tcpFlags = 0;
     p.hasL4 = false;
+    p.l4Off = off;
+    p.l4Cap = end - off;
+    if (fragId !== 0 && p.ipVersion === 6) p.ipId = fragId;
     p.sport = 0;
     p.dport = 0;
     if (fragOff !== 0) {

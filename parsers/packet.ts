@@ -19,6 +19,8 @@ export class Packet {
   sllType = -1;
   /** SLL2 interface index, -1 when the link has none. */
   sllIfindex = -1;
+  /** Linux SLL/SLL2 ARPHRD type of the capturing device (772 = loopback), -1 when the link has none. */
+  sllHatype = -1;
   /** Offset of the outermost Ethernet source MAC in `buf`, -1 when there is none. */
   ethSrcOff = -1;
 
@@ -37,6 +39,12 @@ export class Packet {
   readonly addr = new Uint32Array(8);
   /** IP length of the header carrying this transport: IPv4 total length, IPv6 payload length + 40. */
   ipLen = 0;
+  /** IPv4 identification (IPv6: the fragment id, else 0). */
+  ipId = 0;
+  /** Offset of the transport header in `buf` (valid when hasL4, or the IP payload for other protocols). */
+  l4Off = 0;
+  /** Captured bytes of the transport header and payload from `l4Off`. */
+  l4Cap = 0;
   /** Transport ports (ICMP: type and the counterpart type or code, Zeek's convention). */
   sport = 0;
   dport = 0;

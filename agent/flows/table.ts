@@ -30,6 +30,7 @@
 import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
 import { TcpTracker } from './tcp.js';
+import { LocalNets, isLoopback } from './localnets.js';
 
 /** Key words: addr A (4), addr B (4), ports (A << 16 | B), (vlan << 8) | proto, IP version. */
 export const KEY_WORDS = 11;
@@ -40,13 +41,24 @@ export const REC_U32 = REC_BYTES >> 2;
 export const REC_F64 = REC_BYTES >> 3;
 // u32 words (0..10 are the key)
 export const R_HASH = 11;
-/** bit 0 origin is A, bit 1 live, bits 2-4 class, bits 5-7 depth. */
+/**
+ * bit 0 origin is A, bit 1 live, bits 2-4 class, bits 5-7 depth, bit 8 local
+ * nets were known at creation, bit 9 originator local, bit 10 responder
+ * local, bit 11 a forwarded copy was seen, bit 12 seen on a loopback device.
+ */
 export const R_META = 14;
 /** Capture interface index. */
 export const R_IFB = 15;
 /** SLL packet types seen (bit per type): byte 0 from the originator, byte 1 from the responder. */
 export const R_SLL = 16;
-// 17..19 spare (u32 20..23 = f64 10..11 are unused too)
+/**
+ * Forwarded-copy detection: signatures of the last two counted packets from
+ * the originator (17, 20) and the responder (18, 21), and where each was seen
+ * (19: one byte each, in the order o0 r0 o1 r1; 0x80 | (ifIndex & 15) << 3 | (SLL type + 1)).
+ */
+const R_SIG = 17;
+const R_SIG_OLD = 20;
+const R_WHERE = 19;
 // f64 words
 export const F_FIRST = 12;
 export const F_LAST = 13;
@@ -60,6 +72,28 @@ export const F_PARENT = 11;
 
 const META_ORIG_A = 1;
 const META_LIVE = 2;
+const META_NETS = 1 << 8;
+const META_LOCAL_ORIG = 1 << 9;
+const META_LOCAL_RESP = 1 << 10;
+const META_COPY = 1 << 11;
+const META_LOOPBACK = 1 << 12;
+
+/** Where a flow stands relative to this host. */
+export const DIR_UNKNOWN = 0;
+export const DIR_INBOUND = 1;
+export const DIR_OUTBOUND = 2;
+export const DIR_FORWARDED = 3;
+export const DIR_LOCAL = 4;
+export const DIRECTIONS = ['unknown', 'inbound', 'outbound', 'forwarded', 'local'] as const;
+
+// SLL packet types (bits of R_SLL)
+const SLL_RECEIVED = (1 << 0) | (1 << 1) | (1 << 2); // host, broadcast, multicast: the destination is this host
+const SLL_OTHERHOST = 1 << 3;
+const SLL_OUTGOING = 1 << 4;
+const ARPHRD_LOOPBACK = 772;
+
+/** Two sightings of one packet further apart than this are not copies of each other. */
+const COPY_WINDOW_NS = 1e9;
 
 export const CLS_TCP_ATTEMPT = 0;
 export const CLS_TCP_ESTABLISHED = 1;
@@ -105,6 +139,8 @@ export interface FlowTableOptions {
   maxFlows?: number;
   initialCapacity?: number;
   timeouts?: Partial<FlowTimeouts>;
+  /** This host's addresses / the site's networks; decides inbound/outbound/forwarded/local. */
+  localNets?: LocalNets;
 }
 
 /**
@@ -112,6 +148,33 @@ export interface FlowTableOptions {
  * call; after a final report the slot is reused.
  */
 export type FlowReporter = (table: FlowTable, slot: number, reason: number, final: boolean) => void;
+
+/**
+ * What identifies one packet among its copies: the IP length and IPv4 id,
+ * and transport fields a router does not change (TCP sequence, ack, flags,
+ * window; UDP length and checksum; ICMP header), never TTL/hop limit or
+ * the IPv4 header checksum, which it does.
+ */
+function signature(p: Packet): number {
+  const buf = p.buf;
+  const o = p.l4Off;
+  const c = p.l4Cap;
+  let h = Math.imul(p.ipLen ^ (p.ipId << 12) ^ (p.fragment << 30), 0x9e3779b1);
+  let from = o;
+  let to = o;
+  if (p.hasL4 && p.proto === PROTO_TCP) {
+    from = o + 4;
+    to = o + 16;
+  } else if (p.hasL4 && p.proto === PROTO_UDP) {
+    from = o + 4;
+    to = o + 8;
+  } else {
+    to = o + 8;
+  }
+  if (to > o + c) to = o + c;
+  for (let i = from; i < to; i++) h = Math.imul(h ^ buf[i], 0x01000193);
+  return (h ^ (h >>> 15)) >>> 0;
+}
 
 const WHEEL_BITS = 12;
 const WHEEL = 1 << WHEEL_BITS;
@@ -161,6 +224,15 @@ export class FlowTable implements LayerSink {
 
   /** Flows started. */
   flowsStarted = 0;
+  /** Forwarded packets seen a second time (another interface or SLL packet type) and not counted again. */
+  copies = 0;
+  /**
+   * Look for forwarded copies. The pipeline turns it on when the input can
+   * hold them: a Linux cooked capture (`any`) or more than one interface.
+   * Single-interface Ethernet captures never pay for it.
+   */
+  dedupe = false;
+  readonly localNets: LocalNets;
   /** Reports written, by END_* reason. */
   readonly ends = new Float64Array(END_REASONS.length);
 
@@ -176,6 +248,7 @@ export class FlowTable implements LayerSink {
     this.idleNs[CLS_ICMP] = t.icmp * 1e9;
     this.idleNs[CLS_OTHER] = t.other * 1e9;
     this.activeNs = t.active > 0 ? t.active * 1e9 : Infinity;
+    this.localNets = opts.localNets ?? new LocalNets();
     const cap = Math.min(this.maxFlows, Math.max(16, opts.initialCapacity ?? 65536));
     this.tcp = new TcpTracker(cap);
     this.allocate(cap);
@@ -373,9 +446,28 @@ export class FlowTable implements LayerSink {
     if (s < 0) s = this.create(h, p, srcIsA);
     const b = s * REC_U32;
     const fb = s * REC_F64;
-    const meta = u[b + R_META];
+    let meta = u[b + R_META];
     const fromOrig = ((meta & META_ORIG_A) === 1) === srcIsA;
     const d = fromOrig ? 0 : 1;
+    if (this.dedupe) {
+      // A forwarded packet captured twice (arriving, leaving): count it once.
+      const sig = signature(p);
+      const where = 0x80 | ((p.ifIndex & 15) << 3) | ((p.sllType + 1) & 7);
+      const w = u[b + R_WHERE];
+      const w0 = (w >>> (d << 3)) & 0xff;
+      const w1 = (w >>> ((d + 2) << 3)) & 0xff;
+      if (now - f[fb + F_LAST] <= COPY_WINDOW_NS &&
+        ((u[b + R_SIG + d] === sig && w0 !== 0 && w0 !== where) || (u[b + R_SIG_OLD + d] === sig && w1 !== 0 && w1 !== where))) {
+        u[b + R_META] = meta | META_COPY;
+        this.copies++;
+        return f[fb + F_ID];
+      }
+      u[b + R_SIG_OLD + d] = u[b + R_SIG + d];
+      u[b + R_SIG + d] = sig;
+      const keep = ~((0xff << (d << 3)) | (0xff << ((d + 2) << 3)));
+      u[b + R_WHERE] = (w & keep) | (where << (d << 3)) | (w0 << ((d + 2) << 3));
+    }
+    if (p.sllHatype === ARPHRD_LOOPBACK) u[b + R_META] = meta |= META_LOOPBACK;
     f[fb + F_PKTS + d]++;
     f[fb + F_IP + d] += p.ipLen;
     f[fb + F_WIRE + d] += p.wirelen;
@@ -415,6 +507,7 @@ export class FlowTable implements LayerSink {
     for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
     u[b + R_HASH] = h;
     u[b + R_SLL] = 0;
+    u[b + R_WHERE] = 0;
     f[fb + F_PKTS] = 0;
     f[fb + F_PKTS + 1] = 0;
     f[fb + F_IP] = 0;
@@ -442,7 +535,15 @@ export class FlowTable implements LayerSink {
       default:
         c = CLS_OTHER;
     }
-    u[b + R_META] = (srcIsA !== synAck ? META_ORIG_A : 0) | META_LIVE | (c << 2) | ((p.depth & 7) << 5);
+    const origA = srcIsA !== synAck;
+    let meta = (origA ? META_ORIG_A : 0) | META_LIVE | (c << 2) | ((p.depth & 7) << 5);
+    const nets = this.localNets;
+    if (nets.size > 0) {
+      meta |= META_NETS;
+      if (nets.contains(k[10], k, origA ? 0 : 4)) meta |= META_LOCAL_ORIG;
+      if (nets.contains(k[10], k, origA ? 4 : 0)) meta |= META_LOCAL_RESP;
+    }
+    u[b + R_META] = meta;
     u[b + R_IFB] = p.ifIndex;
     const now = this.now;
     f[fb + F_FIRST] = now;
@@ -562,6 +663,54 @@ export class FlowTable implements LayerSink {
   }
 
   // ---------------------------------------------------------------- accessors (export time)
+
+  /**
+   * Where the flow stands relative to this host (DIR_*). With local nets:
+   * from the addresses. Without: from what the capture says — a loopback
+   * device or loopback addresses mean local, a forwarded copy or an
+   * "otherhost" SLL packet means forwarded, and SLL packet types tell which
+   * end this host is (received: the destination is local; outgoing: the
+   * source is). Otherwise unknown.
+   */
+  direction(s: number): number {
+    const meta = this.u32[s * REC_U32 + R_META];
+    const u = this.u32;
+    const b = s * REC_U32;
+    if (isLoopback(u[b + 10], u, b) && isLoopback(u[b + 10], u, b + 4)) return DIR_LOCAL;
+    let lo: boolean;
+    let lr: boolean;
+    if (meta & META_NETS) {
+      lo = (meta & META_LOCAL_ORIG) !== 0;
+      lr = (meta & META_LOCAL_RESP) !== 0;
+    } else {
+      if (meta & META_LOOPBACK) return DIR_LOCAL;
+      if (meta & META_COPY) return DIR_FORWARDED;
+      const o = this.sllSeen(s, true);
+      const r = this.sllSeen(s, false);
+      if ((o | r) & SLL_OTHERHOST) return DIR_FORWARDED;
+      lo = (o & SLL_OUTGOING) !== 0 || (r & SLL_RECEIVED) !== 0;
+      lr = (o & SLL_RECEIVED) !== 0 || (r & SLL_OUTGOING) !== 0;
+      if (!lo && !lr) return DIR_UNKNOWN;
+    }
+    if (lo && lr) return DIR_LOCAL;
+    if (lo) return DIR_OUTBOUND;
+    if (lr) return DIR_INBOUND;
+    return DIR_FORWARDED;
+  }
+
+  /** Zeek's local_orig / local_resp: true, false, or undefined when nothing tells. */
+  isLocal(s: number, orig: boolean): boolean | undefined {
+    const dir = this.direction(s);
+    if (dir === DIR_UNKNOWN) return undefined;
+    if (dir === DIR_LOCAL) return true;
+    if (dir === DIR_FORWARDED) return false;
+    return orig === (dir === DIR_OUTBOUND);
+  }
+
+  /** A forwarded copy of one of this flow's packets was seen (and not counted). */
+  sawCopy(s: number): boolean {
+    return (this.u32[s * REC_U32 + R_META] & META_COPY) !== 0;
+  }
 
   isOrigA(s: number): boolean {
     return (this.u32[s * REC_U32 + R_META] & META_ORIG_A) !== 0;
