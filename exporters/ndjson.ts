@@ -68,6 +68,8 @@ export function secondsText(ns: number): string {
 export interface RecordContext {
   clock: Clock;
   interfaceName(ifIndex: number): string;
+  /** The local process of a flow's socket (live agent), when known. */
+  processOf?(table: FlowTable, slot: number): { pid: number; comm: string } | undefined;
 }
 
 /** Builds the NDJSON line for one flow report (without the newline). */
@@ -109,6 +111,8 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
   const dir = table.direction(s);
   line += `,"direction":"${DIRECTIONS[dir]}"`;
   if (dir !== DIR_UNKNOWN) line += `,"local_orig":${table.isLocal(s, true)},"local_resp":${table.isLocal(s, false)}`;
+  const proc = ctx.processOf?.(table, s);
+  if (proc) line += `,"pid":${proc.pid},"process":${JSON.stringify(proc.comm)}`;
   line += `,"interface":${JSON.stringify(ctx.interfaceName(table.ifIndex(s)))}`;
   line += `,"final":${final}`;
   if (reason === END_PRESSURE) line += `,"evicted":true`;
