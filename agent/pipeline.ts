@@ -32,8 +32,8 @@ export class Pipeline implements PacketSink, LayerSink {
   lastT = -Infinity;
   /** Packets that could not be fully decoded, by reason code (parsers/reasons.ts). */
   readonly reasons = new Float64Array(REASON_COUNT);
-  /** Non-IP frames by EtherType (index 0x10000 = 802.3/LLC, 0x10001 = other). */
-  readonly nonIpFrames = new Float64Array(0x10002);
+  /** Non-IP frames by EtherType (pseudo types from 0x10000: see ETHERTYPE_* in parsers/decoder.ts). */
+  readonly nonIpFrames = new Float64Array(0x10003);
   /** Packets and wire bytes per interface. */
   readonly ifPackets: number[] = [];
   readonly ifBytes: number[] = [];

@@ -99,6 +99,10 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
     for (const key in rec) line += `,${JSON.stringify(key)}:${JSON.stringify(rec[key])}`;
   } else {
     line += `,"conn_state":"${connStateNonTcp(op, rp, proto)}"`;
+    if (proto === PROTO_UDP) {
+      const hist = table.udpHistory(s);
+      if (hist) line += `,"history":"${hist}"`;
+    }
   }
   if (vlan !== 0) {
     const outer = vlan >>> 12;

@@ -29,6 +29,7 @@ export interface LayerSink {
 /** Pseudo EtherTypes for non-IP frames that have none. */
 export const ETHERTYPE_LLC = 0x10000; // 802.3 length frames (LLC / SNAP / STP ...)
 export const ETHERTYPE_OTHER = 0x10001; // a link header announcing something other than IP (e.g. a BSD null AF)
+export const ETHERTYPE_WLAN = 0x10002; // 802.11 management, control, null, protected (encrypted) frames and A-MSDUs
 
 export const LINKTYPE_NULL = 0;
 export const LINKTYPE_ETHERNET = 1;
@@ -41,6 +42,9 @@ export const LINKTYPE_IPV4 = 228;
 export const LINKTYPE_IPV6 = 229;
 export const LINKTYPE_LINUX_SLL2 = 276;
 export const LINKTYPE_PPP_HDLC = 50;
+export const LINKTYPE_IEEE802_11 = 105;
+export const LINKTYPE_RADIOTAP = 127;
+export const LINKTYPE_PPI = 192;
 export const DLT_RAW_12 = 12; // DLT_RAW as written by some BSDs
 export const DLT_RAW_14 = 14; // DLT_RAW as written by OpenBSD
 
@@ -48,6 +52,7 @@ export const DLT_RAW_14 = 14; // DLT_RAW as written by OpenBSD
 export const SUPPORTED_LINKTYPES: ReadonlySet<number> = new Set([
   LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14,
   LINKTYPE_C_HDLC, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
+  LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI,
 ]);
 
 /** `lim` of a tunnelled packet inside a first fragment: its real end is in later fragments. */
@@ -98,9 +103,16 @@ export class Decoder {
     p.vlan = 0;
     this.tags = 0;
     this.t = t;
-    let lim = off + (wirelen > caplen ? wirelen : caplen) - fcsBytes;
+    const lim = off + (wirelen > caplen ? wirelen : caplen) - fcsBytes;
     let end = off + caplen;
     if (end > lim) end = lim;
+    return this.link(linktype, off, end, lim);
+  }
+
+  /** Decodes a frame of link type `linktype` at buf[off, end) (wire end `lim`). */
+  private link(linktype: number, off: number, end: number, lim: number): number {
+    const p = this.p;
+    const buf = p.buf;
     switch (linktype) {
       case LINKTYPE_ETHERNET:
         if (end - off < 14) return R.truncated_link;
@@ -144,9 +156,77 @@ export class Decoder {
       case LINKTYPE_C_HDLC:
         if (end - off < 4) return R.truncated_link;
         return this.ethertype((buf[off + 2] << 8) | buf[off + 3], off + 4, end, lim);
+      case LINKTYPE_IEEE802_11:
+        return this.wlan(off, end, lim);
+      case LINKTYPE_RADIOTAP: {
+        // Radiotap header (little-endian): version, pad, length, present words; the flags field says whether an FCS ends the frame.
+        if (end - off < 8) return R.truncated_link;
+        const len = buf[off + 2] | (buf[off + 3] << 8);
+        if (len < 8 || end - off < len) return R.truncated_link;
+        let pos = off + 4;
+        let present = (buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16) | (buf[pos + 3] << 24)) >>> 0;
+        const first = present;
+        while (present & 0x80000000) {
+          pos += 4;
+          if (pos + 4 > off + len) return R.truncated_link;
+          present = (buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16) | (buf[pos + 3] << 24)) >>> 0;
+        }
+        pos += 4;
+        let frameLim = lim;
+        if (first & 2) {
+          if (first & 1) pos = off + ((pos - off + 7) & ~7) + 8; // TSFT: 8 bytes, 8-aligned
+          if (pos < off + len && buf[pos] & 0x10) frameLim -= 4; // frame includes FCS
+        }
+        return this.wlan(off + len, end < frameLim ? end : frameLim, frameLim);
+      }
+      case LINKTYPE_PPI: {
+        // Per-Packet Information header: version, flags, length (LE), the link type of what follows (LE).
+        if (end - off < 8) return R.truncated_link;
+        const len = buf[off + 2] | (buf[off + 3] << 8);
+        const dlt = (buf[off + 4] | (buf[off + 5] << 8) | (buf[off + 6] << 16) | (buf[off + 7] << 24)) >>> 0;
+        if (len < 8 || end - off < len || dlt === LINKTYPE_PPI) return R.truncated_link;
+        return this.link(dlt, off + len, end, lim);
+      }
       default:
         return R.unsupported_linktype;
     }
+  }
+
+  /**
+   * IEEE 802.11 data frames carrying LLC/SNAP; management, control, null
+   * and protected (encrypted) frames, and A-MSDUs, are non-IP frames.
+   */
+  private wlan(off: number, end: number, lim: number): number {
+    const buf = this.p.buf;
+    if (end - off < 2) return R.truncated_link;
+    const fc0 = buf[off];
+    const fc1 = buf[off + 1];
+    const type = (fc0 >> 2) & 3;
+    const subtype = fc0 >> 4;
+    if (type !== 2 || (subtype & 4) !== 0 || (fc1 & 0x40) !== 0) {
+      this.sink.nonIp(ETHERTYPE_WLAN);
+      return 0;
+    }
+    if (end - off < 24) return R.truncated_link;
+    let hl = 24;
+    if ((fc1 & 3) === 3) hl += 6; // four addresses (WDS)
+    if (subtype & 8) {
+      // QoS data: QoS control, and an HT control field when Order is set.
+      if (end - off < hl + 2) return R.truncated_link;
+      if (buf[off + hl] & 0x80) {
+        this.sink.nonIp(ETHERTYPE_WLAN); // A-MSDU
+        return 0;
+      }
+      hl += 2;
+      if (fc1 & 0x80) hl += 4;
+    }
+    const o = off + hl;
+    if (end - o < 8) return R.truncated_link;
+    if (buf[o] === 0xaa && buf[o + 1] === 0xaa && buf[o + 2] === 0x03) {
+      return this.ethertype((buf[o + 6] << 8) | buf[o + 7], o + 8, end, lim);
+    }
+    this.sink.nonIp(ETHERTYPE_LLC);
+    return 0;
   }
 
   /** Linux cooked capture protocol field: an EtherType, or a small ARPHRD-specific value. */

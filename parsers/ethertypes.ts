@@ -21,6 +21,7 @@ const NAMES = new Map<number, string>([
   [0x88a8, 'vlan'],
   [0x10000, 'llc'],
   [0x10001, 'other'],
+  [0x10002, 'wlan'],
 ]);
 
 /** Bounded name of an EtherType: a known name, or `other`. */

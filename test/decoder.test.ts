@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Decoder, ETHERTYPE_LLC, type LayerSink } from '../parsers/decoder.js';
+import { Decoder, ETHERTYPE_LLC, ETHERTYPE_WLAN, type LayerSink } from '../parsers/decoder.js';
 import type { Packet } from '../parsers/packet.js';
 import { R, REASONS } from '../parsers/reasons.js';
 import { formatAddr } from '../parsers/addr.js';
@@ -51,6 +51,7 @@ function run(linktype: number, frame: Uint8Array, wirelen = frame.length, caplen
   return { reason: REASONS[reason], layers: rec.layers, nonIps: rec.nonIps };
 }
 
+const MAC_A_BYTES = Uint8Array.from([2, 0, 0, 0, 0, 10]);
 const T = (sport: number, dport: number, flags = SYN, payload: Uint8Array = new Uint8Array(0)) => tcp({ sport, dport, flags }, payload);
 
 interface Case {
@@ -172,7 +173,40 @@ const cases: Case[] = [
   { name: 'BSD null little-endian AF_INET', linktype: 0, frame: bsdNull(2, udp4), layers: [{ sport: 5353 }] },
   { name: 'BSD null big-endian AF_INET6 (30)', linktype: 0, frame: bsdNull(30, tcp6, false), layers: [{ dport: 443 }] },
   { name: 'BSD loop (108) AF_INET6 (24)', linktype: 108, frame: bsdNull(24, tcp6, false), layers: [{ dport: 443 }] },
-  { name: 'unsupported link type', linktype: 127, frame: udp4, reason: 'unsupported_linktype', layers: [] },
+  { name: 'unsupported link type', linktype: 147, frame: udp4, reason: 'unsupported_linktype', layers: [] },
+  {
+    name: '802.11 QoS data frame with LLC/SNAP',
+    linktype: 105,
+    frame: cat(hex('88 01 30 00'), new Uint8Array(18), hex('00 00'), hex('00 00'), hex('aa aa 03 00 00 00 08 00'), udp4),
+    layers: [{ sport: 5353 }],
+  },
+  {
+    name: 'radiotap (with TSFT and flags: FCS at the end) + 802.11 data',
+    linktype: 127,
+    frame: cat(hex('00 00 18 00 03 00 00 00'), new Uint8Array(8), hex('10 00 00 00 00 00 00 00'), hex('08 02 00 00'), new Uint8Array(20),
+      hex('aa aa 03 00 00 00 86 dd'), tcp6, hex('de ad be ef')),
+    layers: [{ dport: 443, ipLen: 70 }],
+  },
+  {
+    name: '802.11 ACK (control frame, 10 bytes) is non-IP',
+    linktype: 105,
+    frame: cat(hex('d4 00 00 00'), MAC_A_BYTES),
+    layers: [],
+    nonIps: [ETHERTYPE_WLAN],
+  },
+  {
+    name: '802.11 protected data frame is non-IP',
+    linktype: 105,
+    frame: cat(hex('08 41 00 00'), new Uint8Array(20), new Uint8Array(40)),
+    layers: [],
+    nonIps: [ETHERTYPE_WLAN],
+  },
+  {
+    name: 'PPI header carrying 802.11',
+    linktype: 192,
+    frame: cat(hex('00 00 08 00 69 00 00 00'), hex('08 02 00 00'), new Uint8Array(20), hex('aa aa 03 00 00 00 08 00'), udp4),
+    layers: [{ sport: 5353 }],
+  },
   {
     name: 'ICMP echo request: type and counterpart as ports',
     linktype: 228,

@@ -51,6 +51,8 @@ export const R_META = 14;
 export const R_IFB = 15;
 /** SLL packet types seen (bit per type): byte 0 from the originator, byte 1 from the responder. */
 export const R_SLL = 16;
+/** Non-TCP history (Zeek's UDP letters): bit 0 D (originator data), bit 1 d (responder data), bit 2 d came first. */
+const R_HIST = 12;
 /**
  * Forwarded-copy detection: signatures of the last two counted packets from
  * the originator (17, 20) and the responder (18, 21), and where each was seen
@@ -468,6 +470,10 @@ export class FlowTable implements LayerSink {
       u[b + R_WHERE] = (w & keep) | (where << (d << 3)) | (w0 << ((d + 2) << 3));
     }
     if (p.sllHatype === ARPHRD_LOOPBACK) u[b + R_META] = meta |= META_LOOPBACK;
+    if (p.proto === PROTO_UDP && p.payloadLen > 0) {
+      const hist = u[b + R_HIST];
+      if ((hist & (1 << d)) === 0) u[b + R_HIST] = hist | (1 << d) | (d === 1 && hist === 0 ? 4 : 0);
+    }
     f[fb + F_PKTS + d]++;
     f[fb + F_IP + d] += p.ipLen;
     f[fb + F_WIRE + d] += p.wirelen;
@@ -508,6 +514,7 @@ export class FlowTable implements LayerSink {
     u[b + R_HASH] = h;
     u[b + R_SLL] = 0;
     u[b + R_WHERE] = 0;
+    u[b + R_HIST] = 0;
     f[fb + F_PKTS] = 0;
     f[fb + F_PKTS + 1] = 0;
     f[fb + F_IP] = 0;
@@ -705,6 +712,14 @@ export class FlowTable implements LayerSink {
     if (dir === DIR_LOCAL) return true;
     if (dir === DIR_FORWARDED) return false;
     return orig === (dir === DIR_OUTBOUND);
+  }
+
+  /** Zeek's history for a UDP flow: D / d for the first packet with payload from each side ('' if none). */
+  udpHistory(s: number): string {
+    const h = this.u32[s * REC_U32 + R_HIST];
+    if (h === 3) return 'Dd';
+    if (h === 7) return 'dD';
+    return h & 1 ? 'D' : h & 2 ? 'd' : '';
   }
 
   /** A forwarded copy of one of this flow's packets was seen (and not counted). */
