@@ -94,9 +94,7 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
     `,"resp_pkts":${rp},"resp_ip_bytes":${table.ipBytes(s, false)}` +
     `,"orig_wire_bytes":${table.wireBytes(s, true)},"resp_wire_bytes":${table.wireBytes(s, false)}`;
   if (proto === PROTO_TCP) {
-    const rec: Record<string, unknown> = {};
-    table.tcp.fill(s, rec);
-    for (const key in rec) line += `,${JSON.stringify(key)}:${JSON.stringify(rec[key])}`;
+    line += table.tcp.jsonFields(s);
   } else {
     line += `,"conn_state":"${connStateNonTcp(op, rp, proto)}"`;
     if (proto === PROTO_UDP) {
@@ -123,12 +121,12 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
   return line + '}';
 }
 
-/** Buffered line writer to a path (`-` = stdout). */
+/** Buffered line writer to a path (`-` = stdout): lines are encoded straight into one reused buffer. */
 export class LineWriter {
   private fd: number;
   private readonly ownsFd: boolean;
-  private buf: string[] = [];
-  private size = 0;
+  private readonly buf = Buffer.allocUnsafe(1 << 20);
+  private pos = 0;
   lines = 0;
 
   constructor(path: string) {
@@ -142,17 +140,27 @@ export class LineWriter {
   }
 
   write(line: string): void {
-    this.buf.push(line);
-    this.size += line.length + 1;
+    // UTF-8 needs at most 3 bytes per UTF-16 unit; +1 for the newline.
+    if (this.pos + 3 * line.length + 1 > this.buf.length) {
+      this.flush();
+      if (3 * line.length + 1 > this.buf.length) {
+        this.writeAll(Buffer.from(line + '\n'));
+        this.lines++;
+        return;
+      }
+    }
+    this.pos += this.buf.write(line, this.pos, 'utf8');
+    this.buf[this.pos++] = 10;
     this.lines++;
-    if (this.size >= 1 << 20) this.flush();
   }
 
   flush(): void {
-    if (this.buf.length === 0) return;
-    const data = Buffer.from(this.buf.join('\n') + '\n');
-    this.buf = [];
-    this.size = 0;
+    if (this.pos === 0) return;
+    this.writeAll(this.buf.subarray(0, this.pos));
+    this.pos = 0;
+  }
+
+  private writeAll(data: Buffer): void {
     let off = 0;
     while (off < data.length) {
       try {

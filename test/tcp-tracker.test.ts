@@ -84,7 +84,14 @@ class Flow {
 describe('TcpTracker layout', () => {
   it('uses at most 130 bytes per slot', () => {
     expect(BYTES_PER_SLOT).toBeLessThanOrEqual(130);
-    expect(new TcpTracker(1).bytesPerSlot()).toBe(BYTES_PER_SLOT);
+    // Records live in a pool of their own: 1024 TCP flows cost their records plus the slot map and the free list.
+    const t = new TcpTracker(1024);
+    for (let s = 0; s < 1024; s++) t.reset(s);
+    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 8);
+    // Released records are reused, not added.
+    for (let s = 0; s < 1024; s++) t.release(s);
+    for (let s = 0; s < 1024; s++) t.reset(s);
+    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 8);
   });
 
   it('grow keeps existing slots and clears new ones', () => {
@@ -94,6 +101,7 @@ describe('TcpTracker layout', () => {
     expect(tr.capacity).toBe(64);
     expect(f.history).toBe('ShAD');
     expect(tr.connState(1)).toBe('S1');
+    tr.reset(63);
     expect(tr.history(63)).toBe('');
     expect(tr.connState(63)).toBe('OTH');
     f.r(A).o(F | A).r(F | A).o(A);
@@ -452,6 +460,8 @@ describe('handshake timing and window scale', () => {
 
   it('parses options only within optLen (truncated capture)', () => {
     const tr = new TcpTracker(2);
+    tr.reset(0);
+    tr.reset(1);
     const opts = new Uint8Array([0xee, 2, 4, 5, 180, 1, 3, 3, 7, 4, 2, 0, 0]);
     tr.segment(0, true, S, 1, 0, 100, 0, 0, opts, 1, 8); // MSS, NOP, WS 7
     tr.segment(0, false, S | A, 9, 2, 100, 0, 1, opts, 1, 7); // the WS option is cut off

@@ -567,6 +567,7 @@ export class FlowTable implements LayerSink {
   private end(s: number, reason: number): void {
     this.ends[reason]++;
     this.onReport(this, s, reason, true);
+    if (this.proto(s) === PROTO_TCP) this.tcp.release(s);
     this.unschedule(s);
     this.indexRemove(s, this.u32[s * REC_U32 + R_HASH]);
     this.u32[s * REC_U32 + R_META] = 0;

@@ -109,9 +109,11 @@
  * one REJ with orig_syn=3), and it also reuses on a SYN-ACK for half-open
  * connections; a SYN with a new ISN on an open connection is reuse in both.
  *
- * ## Memory layout: 128 bytes per slot (`BYTES_PER_SLOT`)
- * One record per slot in one ArrayBuffer (two cache lines; a segment touches
- * only its own record), read through u32/u16/u8/f64 views. Byte offsets:
+ * ## Memory layout: 128 bytes per TCP flow (`BYTES_PER_SLOT`)
+ * One record per TCP flow in a pool of its own (UDP/ICMP flows hold none;
+ * a flow slot maps to its record through `rec`, 4 bytes per slot), in one
+ * ArrayBuffer (two cache lines; a segment touches only its own record),
+ * read through u32/u16/u8/f64 views. Byte offsets:
  *   0  f64   handshake timer: latest SYN time (timing phase 1), latest
  *            SYN-ACK time (phase 2), SYN-ACK-to-ACK time in ns (phase 3)
  *   8  u32x9 originator: start, last, contig, above, ack, retransPkts,
@@ -257,7 +259,15 @@ export function connStateNonTcp(origPkts: number, respPkts: number, proto = 17):
 const RSTOS0_RE = /^\^?S[^HAFGIQ]*R/;
 
 export class TcpTracker {
+  /** Flow slots the map covers (the flow table's capacity). */
   capacity = 0;
+  /** TCP records allocated (only TCP flows hold one). */
+  private recCap = 0;
+  /** Flow slot -> TCP record. */
+  private rec = new Int32Array(0);
+  /** Free TCP records (a stack). */
+  private freeRec = new Int32Array(0);
+  private freeTop = 0;
   /** All records; u32/u16/u8/f64 are views of the same buffer. */
   private u32 = new Uint32Array(0);
   private u16 = new Uint16Array(0);
@@ -270,30 +280,54 @@ export class TcpTracker {
     this.grow(capacity);
   }
 
-  /** Bytes of tracker memory per slot (the overflow map of long histories not included). */
+  /** Bytes of tracker memory per flow slot: the slot map plus the records in use or pooled, shared out (the overflow map of long histories not included). */
   bytesPerSlot(): number {
-    return BYTES_PER_SLOT;
+    return (this.rec.byteLength + this.freeRec.byteLength + this.u8.byteLength) / Math.max(1, this.capacity);
   }
 
-  /** Grow to newCapacity slots, keeping slots [0, oldCapacity). */
+  /** Grow the slot map to newCapacity flow slots, keeping slots [0, oldCapacity). */
   grow(newCapacity: number): void {
-    const old = this.capacity;
-    if (newCapacity <= old) return;
-    const buf = new ArrayBuffer(newCapacity * REC);
+    if (newCapacity <= this.capacity) return;
+    const rec = new Int32Array(newCapacity);
+    rec.set(this.rec);
+    this.rec = rec;
+    this.capacity = newCapacity;
+  }
+
+  /** Doubles the record pool (records in use keep their index). */
+  private growRecords(): void {
+    const old = this.recCap;
+    const cap = Math.max(1024, old * 2);
+    const buf = new ArrayBuffer(cap * REC);
     const u8 = new Uint8Array(buf);
     u8.set(this.u8);
     this.u8 = u8;
     this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
-    this.capacity = newCapacity;
-    for (let s = old; s < newCapacity; s++) this.u8[s * REC + O8_WSCALE] = 0xff;
+    const free = new Int32Array(cap);
+    free.set(this.freeRec.subarray(0, this.freeTop), cap - old);
+    // New records below the old free ones, lowest on top.
+    for (let i = 0; i < cap - old; i++) free[i] = cap - 1 - i;
+    this.freeRec = free;
+    this.freeTop += cap - old;
+    this.recCap = cap;
   }
 
-  /** Slot starts a new TCP flow (all state cleared). */
+  /** The flow in `slot` ended: its record goes back to the pool. */
+  release(slot: number): void {
+    const r = this.rec[slot];
+    if (r < 0) return;
+    this.freeRec[this.freeTop++] = r;
+    this.rec[slot] = -1;
+  }
+
+  /** Slot starts a new TCP flow: it gets a cleared record. */
   reset(slot: number): void {
-    const b8 = slot * REC;
-    if (this.u8[b8 + O8_FLAGS] & CF_OVERFLOW) this.extra.delete(slot);
+    if (this.freeTop === 0) this.growRecords();
+    if (this.extra.has(slot)) this.extra.delete(slot);
+    this.rec[slot] = this.freeRec[--this.freeTop];
+    const b8 = this.rec[slot] * REC;
     this.u8.fill(0, b8, b8 + REC);
     this.u8[b8 + O8_WSCALE] = 0xff;
   }
@@ -307,18 +341,18 @@ export class TcpTracker {
   isNewConnection(slot: number, fromOrig: boolean, flags: number, seq: number): boolean {
     if ((flags & (SYN | ACK)) !== SYN) return false;
     const role = fromOrig ? 0 : 1;
-    if ((this.u8[slot * REC + O8_DIR + role * D8 + B_STATE] & BASE_SET) === 0) return false;
-    return this.u32[slot * R32 + O32_DIR + role * D32 + D_START] !== seq >>> 0;
+    if ((this.u8[this.rec[slot] * REC + O8_DIR + role * D8 + B_STATE] & BASE_SET) === 0) return false;
+    return this.u32[this.rec[slot] * R32 + O32_DIR + role * D32 + D_START] !== seq >>> 0;
   }
 
   /** Append one history letter code. */
   private addHist(slot: number, code: number): void {
-    const i = slot * REC + O8_FLAGS;
+    const i = this.rec[slot] * REC + O8_FLAGS;
     const cf = this.u8[i];
     const n = cf & CF_LEN;
     if (n < HIST_INLINE) {
       const w = n < 6 ? 0 : 1;
-      this.u32[slot * R32 + O32_HIST + w] |= code << ((n - w * 6) * 5);
+      this.u32[this.rec[slot] * R32 + O32_HIST + w] |= code << ((n - w * 6) * 5);
       this.u8[i] = cf + 1;
     } else {
       this.extra.set(slot, (this.extra.get(slot) ?? '') + LETTERS[code]);
@@ -328,7 +362,7 @@ export class TcpTracker {
 
   /** Zeek CheckHistory: add the letter once per role; true if it was already there. */
   private seen(slot: number, role: number, bit: number, letter: number): boolean {
-    const i = slot * REC + O8_DIR + role * D8 + B_SEEN;
+    const i = this.rec[slot] * REC + O8_DIR + role * D8 + B_SEEN;
     const f = this.u8[i];
     if ((f & bit) !== 0) return true;
     this.u8[i] = f | bit;
@@ -367,11 +401,11 @@ export class TcpTracker {
     const u16 = this.u16;
     const u8 = this.u8;
     const role = fromOrig ? 0 : 1;
-    const b32 = slot * R32;
+    const b32 = this.rec[slot] * R32;
     const d = b32 + O32_DIR + role * D32;
     const p = b32 + O32_DIR + (role ^ 1) * D32;
-    const d16 = slot * R16 + O16_DIR + role * D16;
-    const b8 = slot * REC;
+    const d16 = this.rec[slot] * R16 + O16_DIR + role * D16;
+    const b8 = this.rec[slot] * REC;
     const d8 = b8 + O8_DIR + role * D8;
     const p8 = b8 + O8_DIR + (role ^ 1) * D8;
     const syn = flags & SYN;
@@ -549,7 +583,7 @@ export class TcpTracker {
     if (phase === 3) {
       // timed already
     } else if (syn !== 0) {
-      const it = slot * R64;
+      const it = this.rec[slot] * R64;
       if (hasAck === 0) {
         if (fromOrig) {
           this.f64[it] = t;
@@ -570,7 +604,7 @@ export class TcpTracker {
         }
       }
     } else if (phase === 2 && fromOrig && hasAck !== 0 && rst === 0) {
-      const it = slot * R64;
+      const it = this.rec[slot] * R64;
       const dt = t - this.f64[it];
       if (dt >= 0) {
         this.f64[it] = dt;
@@ -648,8 +682,8 @@ export class TcpTracker {
   private ackReceived(slot: number, owner: number, ack: number): void {
     const u32 = this.u32;
     const u8 = this.u8;
-    const o = slot * R32 + O32_DIR + owner * D32;
-    const o8 = slot * REC + O8_DIR + owner * D8;
+    const o = this.rec[slot] * R32 + O32_DIR + owner * D32;
+    const o8 = this.rec[slot] * REC + O8_DIR + owner * D8;
     let a = ack;
     const last = u32[o + D_LAST];
     // Never a gap for the FIN octet.
@@ -676,10 +710,10 @@ export class TcpTracker {
       c = a;
     }
     u32[o + D_CONTIG] = c;
-    if (missing === 0 || !isClean(u8[o8]) || !isClean(u8[slot * REC + O8_DIR + (owner ^ 1) * D8])) return;
-    const m = u32[slot * R32 + O32_MISSED] + missing;
-    u32[slot * R32 + O32_MISSED] = m > U32_MAX ? U32_MAX : m;
-    const i16 = slot * R16 + O16_DIR + owner * D16 + W_GAP;
+    if (missing === 0 || !isClean(u8[o8]) || !isClean(u8[this.rec[slot] * REC + O8_DIR + (owner ^ 1) * D8])) return;
+    const m = u32[this.rec[slot] * R32 + O32_MISSED] + missing;
+    u32[this.rec[slot] * R32 + O32_MISSED] = m > U32_MAX ? U32_MAX : m;
+    const i16 = this.rec[slot] * R16 + O16_DIR + owner * D16 + W_GAP;
     for (let e = 0; e < events; e++) this.scaledEvent(slot, owner, i16, L_G);
   }
 
@@ -688,33 +722,33 @@ export class TcpTracker {
     const u32 = this.u32;
     const u16 = this.u16;
     const u8 = this.u8;
-    const b32 = slot * R32 + O32_DIR;
+    const b32 = this.rec[slot] * R32 + O32_DIR;
     for (let i = 0; i < D32; i++) {
       const x = u32[b32 + i];
       u32[b32 + i] = u32[b32 + D32 + i];
       u32[b32 + D32 + i] = x;
     }
-    const b16 = slot * R16 + O16_DIR;
+    const b16 = this.rec[slot] * R16 + O16_DIR;
     for (let i = 0; i < D16; i++) {
       const x = u16[b16 + i];
       u16[b16 + i] = u16[b16 + D16 + i];
       u16[b16 + D16 + i] = x;
     }
-    const b8 = slot * REC + O8_DIR;
+    const b8 = this.rec[slot] * REC + O8_DIR;
     for (let i = 0; i < D8; i++) {
       if (i === B_SEEN) continue;
       const x = u8[b8 + i];
       u8[b8 + i] = u8[b8 + D8 + i];
       u8[b8 + D8 + i] = x;
     }
-    const w = u8[slot * REC + O8_WSCALE];
-    u8[slot * REC + O8_WSCALE] = ((w & 0x0f) << 4) | (w >>> 4);
-    u8[slot * REC + O8_FLAGS] &= ~CF_PHASE;
+    const w = u8[this.rec[slot] * REC + O8_WSCALE];
+    u8[this.rec[slot] * REC + O8_WSCALE] = ((w & 0x0f) << 4) | (w >>> 4);
+    u8[this.rec[slot] * REC + O8_FLAGS] &= ~CF_PHASE;
     this.addHist(slot, L_FLIP);
   }
 
   private stateByte(slot: number, role: number): number {
-    return this.u8[slot * REC + O8_DIR + role * D8 + B_STATE];
+    return this.u8[this.rec[slot] * REC + O8_DIR + role * D8 + B_STATE];
   }
 
   /** 0 = not established (half-open / attempt), 1 = established, 2 = closed (FIN both ways, or RST). */
@@ -729,7 +763,7 @@ export class TcpTracker {
   /** Zeek's endpoint Size(): payload bytes from sequence numbers (modulo 2^32); Zeek's orig_bytes/resp_bytes. */
   seqBytes(slot: number, orig: boolean): number {
     const role = orig ? 0 : 1;
-    const i = slot * R32 + O32_DIR + role * D32;
+    const i = this.rec[slot] * R32 + O32_DIR + role * D32;
     const b = this.stateByte(slot, role);
     const pb = this.stateByte(slot, role ^ 1);
     if ((b & BASE_SET) === 0) return 0;
@@ -772,27 +806,27 @@ export class TcpTracker {
 
   /** Zeek history string. */
   history(slot: number): string {
-    const cf = this.u8[slot * REC + O8_FLAGS];
+    const cf = this.u8[this.rec[slot] * REC + O8_FLAGS];
     const n = cf & CF_LEN;
     let s = '';
     for (let k = 0; k < n; k++) {
       const w = k < 6 ? 0 : 1;
-      s += LETTERS[(this.u32[slot * R32 + O32_HIST + w] >>> ((k - w * 6) * 5)) & 31];
+      s += LETTERS[(this.u32[this.rec[slot] * R32 + O32_HIST + w] >>> ((k - w * 6) * 5)) & 31];
     }
     if (cf & CF_OVERFLOW) s += this.extra.get(slot) ?? '';
     return s;
   }
 
   private dir32(slot: number, orig: boolean, field: number): number {
-    return this.u32[slot * R32 + O32_DIR + (orig ? 0 : D32) + field];
+    return this.u32[this.rec[slot] * R32 + O32_DIR + (orig ? 0 : D32) + field];
   }
 
   private dir16(slot: number, orig: boolean, field: number): number {
-    return this.u16[slot * R16 + O16_DIR + (orig ? 0 : D16) + field];
+    return this.u16[this.rec[slot] * R16 + O16_DIR + (orig ? 0 : D16) + field];
   }
 
   private dir8(slot: number, orig: boolean, field: number): number {
-    return this.u8[slot * REC + O8_DIR + (orig ? 0 : D8) + field];
+    return this.u8[this.rec[slot] * REC + O8_DIR + (orig ? 0 : D8) + field];
   }
 
   /** Retransmitted data segments (see the file comment), per direction. */
@@ -837,12 +871,12 @@ export class TcpTracker {
 
   /** Bytes in content gaps (Zeek missed_bytes), both directions. */
   missedBytes(slot: number): number {
-    return this.u32[slot * R32 + O32_MISSED];
+    return this.u32[this.rec[slot] * R32 + O32_MISSED];
   }
 
   /** Window scale shift in effect for a side's windows (0 unless both SYN and SYN-ACK offered the option). */
   windowScale(slot: number, orig: boolean): number {
-    const w = this.u8[slot * REC + O8_WSCALE];
+    const w = this.u8[this.rec[slot] * REC + O8_WSCALE];
     const o = w & 0x0f;
     const r = w >>> 4;
     if (o === 15 || r === 15) return 0;
@@ -855,16 +889,38 @@ export class TcpTracker {
   }
 
   private rttPhase(slot: number): number {
-    return (this.u8[slot * REC + O8_FLAGS] & CF_PHASE) >>> CF_PHASE_SHIFT;
+    return (this.u8[this.rec[slot] * REC + O8_FLAGS] & CF_PHASE) >>> CF_PHASE_SHIFT;
   }
 
   /** SYN -> SYN-ACK -> ACK time in seconds (rounded to the ns), NaN when the handshake was not seen. */
   rttHandshake(slot: number): number {
     if (this.rttPhase(slot) !== 3) return NaN;
-    return (this.u32[slot * R32 + O32_RTT_A] + Math.round(this.f64[slot * R64])) / 1e9;
+    return (this.u32[this.rec[slot] * R32 + O32_RTT_A] + Math.round(this.f64[this.rec[slot] * R64])) / 1e9;
   }
 
   /** Write the per-flow TCP fields into `rec` (a plain object being built for one NDJSON line). */
+  /**
+   * The same fields as `fill`, as JSON text to splice into a record
+   * (`,"conn_state":"SF",...`), without building an object per flow.
+   */
+  jsonFields(slot: number): string {
+    let s = `,"conn_state":"${this.connState(slot)}","history":"${this.history(slot)}"` +
+      `,"orig_syn":${this.syns(slot, true)},"orig_fin":${this.fins(slot, true)},"orig_rst":${this.resets(slot, true)}` +
+      `,"resp_syn":${this.syns(slot, false)},"resp_fin":${this.fins(slot, false)},"resp_rst":${this.resets(slot, false)}` +
+      `,"orig_retrans_pkts":${this.retransPkts(slot, true)},"orig_retrans_bytes":${this.retransBytes(slot, true)}` +
+      `,"resp_retrans_pkts":${this.retransPkts(slot, false)},"resp_retrans_bytes":${this.retransBytes(slot, false)}` +
+      `,"orig_ooo_pkts":${this.oooPkts(slot, true)},"resp_ooo_pkts":${this.oooPkts(slot, false)}` +
+      `,"orig_dup_acks":${this.dupAcks(slot, true)},"resp_dup_acks":${this.dupAcks(slot, false)}` +
+      `,"orig_zero_win":${this.zeroWin(slot, true)},"resp_zero_win":${this.zeroWin(slot, false)}` +
+      `,"missed_bytes":${this.missedBytes(slot)}`;
+    if (this.rttPhase(slot) === 3) {
+      const a = this.u32[this.rec[slot] * R32 + O32_RTT_A];
+      const b = Math.round(this.f64[this.rec[slot] * R64]);
+      s += `,"rtt_syn_synack":${a / 1e9},"rtt_synack_ack":${b / 1e9},"rtt_handshake":${(a + b) / 1e9}`;
+    }
+    return s;
+  }
+
   fill(slot: number, rec: Record<string, unknown>): void {
     rec.conn_state = this.connState(slot);
     rec.history = this.history(slot);
@@ -886,8 +942,8 @@ export class TcpTracker {
     rec.resp_zero_win = this.zeroWin(slot, false);
     rec.missed_bytes = this.missedBytes(slot);
     if (this.rttPhase(slot) === 3) {
-      const a = this.u32[slot * R32 + O32_RTT_A];
-      const b = Math.round(this.f64[slot * R64]);
+      const a = this.u32[this.rec[slot] * R32 + O32_RTT_A];
+      const b = Math.round(this.f64[this.rec[slot] * R64]);
       rec.rtt_syn_synack = a / 1e9;
       rec.rtt_synack_ack = b / 1e9;
       rec.rtt_handshake = (a + b) / 1e9;
