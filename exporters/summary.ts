@@ -5,7 +5,7 @@
  */
 import { formatAddr } from '../parsers/addr.js';
 import { REASONS } from '../parsers/reasons.js';
-import { END_REASONS, type FlowTable } from '../agent/flows/table.js';
+import { DIRECTIONS, END_REASONS, type FlowTable } from '../agent/flows/table.js';
 import { HostTable } from './hosts.js';
 import type { Pipeline } from '../agent/pipeline.js';
 import type { ReadResult } from '../agent/capture/types.js';
@@ -23,6 +23,8 @@ export class Summary {
   private top: TopFlow[] = [];
   private topMin = 0;
   private readonly hosts = new HostTable();
+  /** Flows by direction (DIRECTIONS index). */
+  private readonly byDirection = new Float64Array(DIRECTIONS.length);
   flows = 0;
 
   /** Flow report listener: counts final reports only (interim ones would double count). */
@@ -30,6 +32,7 @@ export class Summary {
     if (!final) return;
     this.flows++;
     const proto = t.proto(s);
+    this.byDirection[t.direction(s)]++;
     const packets = t.pkts(s, true) + t.pkts(s, false);
     const bytes = t.wireBytes(s, true) + t.wireBytes(s, false);
     let ps = this.byProto[proto];
@@ -90,6 +93,8 @@ export class Summary {
       duration: has ? (p.lastT - p.firstT) / 1e9 : 0,
       flows: this.flows,
       flows_by_proto: flowsByProto,
+      flows_by_direction: Object.fromEntries(DIRECTIONS.map((d, i) => [d, this.byDirection[i]]).filter(([, n]) => (n as number) > 0)),
+      forwarded_copies: p.table.copies,
       top_flows: this.top,
       top_hosts: hosts,
       decode_errors: decodeErrors,
@@ -115,7 +120,8 @@ export class Summary {
     const first = j.first_ts === null ? '-' : new Date(j.first_ts * 1000).toISOString();
     const last = j.last_ts === null ? '-' : new Date(j.last_ts * 1000).toISOString();
     lines.push(`packets ${n(j.packets)}  bytes ${n(j.bytes)}  duration ${j.duration.toFixed(6)} s  (${first} .. ${last})`);
-    lines.push(`flows ${n(j.flows)}${j.snapped_packets ? `  snapped packets ${n(j.snapped_packets)}` : ''}`);
+    lines.push(`flows ${n(j.flows)}${j.snapped_packets ? `  snapped packets ${n(j.snapped_packets)}` : ''}${j.forwarded_copies ? `  forwarded copies not counted again ${n(j.forwarded_copies)}` : ''}`);
+    lines.push(`flows by direction: ${Object.entries(j.flows_by_direction as Record<string, number>).map(([d, c]) => `${d} ${n(c)}`).join(', ') || '-'}`);
     lines.push('');
     lines.push('flows by protocol');
     for (const [k, v] of Object.entries(j.flows_by_proto as Record<string, ProtoStats>)) {
