@@ -291,6 +291,12 @@ export class FlowTable implements LayerSink {
     for (let s = 0; s < old; s++) if (u32[s * REC_U32 + R_META] & META_LIVE) this.indexInsert(s, u32[s * REC_U32 + R_HASH]);
   }
 
+  /** Bytes of memory the table holds (records, index, timer links, free list, TCP state). */
+  memoryBytes(): number {
+    return this.u32.byteLength + this.index.byteLength + this.free.byteLength + this.wprev.byteLength + this.wnext.byteLength +
+      this.wbucket.byteLength + this.tcp.memoryBytes();
+  }
+
   /** Bytes of memory per flow slot: record, index share, free list, and the TCP tracker's. */
   bytesPerSlot(): number {
     const bytes = this.u32.byteLength + this.index.byteLength + this.free.byteLength + this.wprev.byteLength + this.wnext.byteLength + this.wbucket.byteLength;

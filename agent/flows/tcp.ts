@@ -280,6 +280,11 @@ export class TcpTracker {
     this.grow(capacity);
   }
 
+  /** Bytes of tracker memory in all. */
+  memoryBytes(): number {
+    return this.rec.byteLength + this.freeRec.byteLength + this.u8.byteLength;
+  }
+
   /** Bytes of tracker memory per flow slot: the slot map plus the records in use or pooled, shared out (the overflow map of long histories not included). */
   bytesPerSlot(): number {
     return (this.rec.byteLength + this.freeRec.byteLength + this.u8.byteLength) / Math.max(1, this.capacity);
@@ -297,7 +302,8 @@ export class TcpTracker {
   /** Doubles the record pool (records in use keep their index). */
   private growRecords(): void {
     const old = this.recCap;
-    const cap = Math.max(1024, old * 2);
+    // Never more records than flow slots (every TCP flow holds one at most).
+    const cap = Math.max(old + 1, Math.min(Math.max(1024, old * 2), this.capacity));
     const buf = new ArrayBuffer(cap * REC);
     const u8 = new Uint8Array(buf);
     u8.set(this.u8);
