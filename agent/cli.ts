@@ -12,8 +12,14 @@ import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type FlowTimeouts } from './flows/
 import { Summary } from '../exporters/summary.js';
 import { LocalNets } from './flows/localnets.js';
 import { LineWriter, flowRecordLine } from '../exporters/ndjson.js';
+import { DEFAULT_MAX_SERIES, DEFAULT_TOP_FLOWS, FlowtapMetrics } from '../exporters/metrics.js';
+import { OpenMetricsBackfill, type BackfillStats } from '../exporters/openmetrics.js';
+import { parseListen, startHttpServer } from '../exporters/http.js';
 
 export class UsageError extends Error {}
+
+/** Default --step of --openmetrics, seconds. */
+export const DEFAULT_STEP_SECONDS = 15;
 
 const USAGE = `usage: flowtap analyze FILE... [options]
 
@@ -33,6 +39,14 @@ options:
   --active-timeout DUR        interim record for longer flows (default ${DEFAULT_TIMEOUTS.active}s, 0 = off)
   --local-net CIDR            this host's address or network (repeatable; an address is a /32 or /128);
                               decides inbound / outbound / forwarded / local (else SLL packet types do)
+  --openmetrics PATH          write the metrics as OpenMetrics text with the capture's own timestamps,
+                              sampled every --step of packet time (for promtool tsdb create-blocks-from)
+  --step DUR                  sampling step of --openmetrics (default ${DEFAULT_STEP_SECONDS}s)
+  --serve HOST:PORT           after the analysis, serve the final metrics on http://HOST:PORT/metrics
+                              until interrupted (SIGINT / SIGTERM); port 0 picks a free port
+  --max-series N              series per metric family at most, the rest folded into "other"
+                              (default ${DEFAULT_MAX_SERIES})
+  --top-flows K               flows in flowtap_top_flow_bytes (default ${DEFAULT_TOP_FLOWS}, 0 = off)
   -q, --quiet                 no summary on stdout
   -h, --help                  this text
   --version                   print the version
@@ -55,6 +69,11 @@ function parsePositiveInt(text: string, field: string): number {
   return Number(text);
 }
 
+function parseCount(text: string, field: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${field}: "${text}" is not a non-negative integer`);
+  return Number(text);
+}
+
 export function version(): string {
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -73,6 +92,14 @@ export interface AnalyzeConfig {
   timeouts: FlowTimeouts;
   /** This host's addresses / the site's networks (CIDR or single addresses). */
   localNets: string[];
+  /** OpenMetrics output path (--openmetrics). */
+  openmetrics?: string;
+  /** Sampling step of --openmetrics, seconds. */
+  stepSeconds: number;
+  /** HOST:PORT to serve the final metrics on (--serve). */
+  serve?: string;
+  maxSeries: number;
+  topFlows: number;
 }
 
 export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
@@ -94,6 +121,11 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
         'idle-timeout-other': { type: 'string' },
         'active-timeout': { type: 'string' },
         'local-net': { type: 'string', multiple: true },
+        openmetrics: { type: 'string' },
+        step: { type: 'string' },
+        serve: { type: 'string' },
+        'max-series': { type: 'string' },
+        'top-flows': { type: 'string' },
       },
     });
   } catch (e) {
@@ -113,6 +145,16 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
   dur('idle-timeout-icmp', 'icmp');
   dur('idle-timeout-other', 'other');
   dur('active-timeout', 'active');
+  const stepSeconds = v.step !== undefined ? parseDuration(v.step, '--step') : DEFAULT_STEP_SECONDS;
+  if (!(stepSeconds >= 0.001)) throw new UsageError(`--step: "${v.step}" is shorter than 1 ms`);
+  if (v.step !== undefined && v.openmetrics === undefined) throw new UsageError('--step: only with --openmetrics');
+  if (v.serve !== undefined) {
+    try {
+      parseListen(v.serve);
+    } catch (e) {
+      throw new UsageError(`--serve: ${(e as Error).message}`);
+    }
+  }
   return {
     files: parsed.positionals,
     json: v.json === true,
@@ -121,6 +163,11 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
     maxFlows: v['max-flows'] !== undefined ? parsePositiveInt(v['max-flows'], '--max-flows') : DEFAULT_MAX_FLOWS,
     timeouts,
     localNets: v['local-net'] ?? [],
+    openmetrics: v.openmetrics,
+    stepSeconds,
+    serve: v.serve,
+    maxSeries: v['max-series'] !== undefined ? parsePositiveInt(v['max-series'], '--max-series') : DEFAULT_MAX_SERIES,
+    topFlows: v['top-flows'] !== undefined ? parseCount(v['top-flows'], '--top-flows') : DEFAULT_TOP_FLOWS,
   };
 }
 
@@ -130,6 +177,10 @@ export interface AnalyzeResult {
   files: ReadResult[];
   /** 0 complete, 1 some input damaged. */
   status: number;
+  /** The metrics (with --openmetrics or --serve). */
+  metrics?: FlowtapMetrics;
+  /** What --openmetrics wrote. */
+  openmetrics?: BackfillStats;
 }
 
 export interface AnalyzeHooks {
@@ -161,11 +212,18 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
     const w = writer;
     const ctx = { clock: pipeline.clock, interfaceName: (i: number) => pipeline.interfaceName(i) };
     pipeline.onFlowReport((t, s, reason, final) => {
-      const line = flowRecordLine(t, s, reason, final, ctx);
-      w?.write(line);
-      onLine?.(line);
+      w?.record(t, s, reason, final, ctx);
+      if (onLine) onLine(flowRecordLine(t, s, reason, final, ctx));
     });
   }
+  let metrics: FlowtapMetrics | undefined;
+  let backfill: OpenMetricsBackfill | undefined;
+  if (cfg.openmetrics !== undefined || cfg.serve !== undefined) {
+    // process_/nodejs_ defaults only when serving (they describe this process, not the capture).
+    metrics = new FlowtapMetrics(pipeline, { maxSeries: cfg.maxSeries, topFlows: cfg.topFlows, defaultMetrics: cfg.serve !== undefined });
+    if (cfg.openmetrics !== undefined) backfill = new OpenMetricsBackfill(metrics, pipeline, cfg.openmetrics, cfg.stepSeconds);
+  }
+  let openmetrics: BackfillStats | undefined;
   const files: ReadResult[] = [];
   let status = 0;
   const progress = process.stderr.isTTY && !cfg.json ? startProgress(pipeline) : undefined;
@@ -187,11 +245,13 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
       for (const lt of unsupported) log(`flowtap: ${f}: link type ${lt} is not supported; its packets are counted as unsupported_linktype`);
     }
     pipeline.finish();
+    openmetrics = backfill?.finish();
   } finally {
+    backfill?.abort();
     progress?.stop();
     writer?.close();
   }
-  return { pipeline, summary, files, status };
+  return { pipeline, summary, files, status, metrics, openmetrics };
 }
 
 function startProgress(p: Pipeline): { stop(): void; clear(): void } {
@@ -209,6 +269,23 @@ function startProgress(p: Pipeline): { stop(): void; clear(): void } {
       clear();
     },
   };
+}
+
+/** Serves the final metrics until SIGINT or SIGTERM (`--serve`). */
+async function serveUntilSignal(listen: string, metrics: FlowtapMetrics): Promise<void> {
+  let stop!: () => void;
+  const stopped = new Promise<void>((ok) => (stop = ok));
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  for (const s of signals) process.once(s, stop);
+  try {
+    const srv = await startHttpServer({ listen, registry: metrics.registry });
+    const host = srv.address.includes(':') ? `[${srv.address}]` : srv.address;
+    process.stderr.write(`flowtap: serving the final metrics on http://${host}:${srv.port}/metrics until interrupted\n`);
+    await stopped;
+    await srv.close();
+  } finally {
+    for (const s of signals) process.off(s, stop);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -236,6 +313,12 @@ export async function main(argv: string[]): Promise<number> {
       if (cfg.flows === '-') process.stderr.write(out);
       else process.stdout.write(out);
     }
+    if (res.openmetrics && !cfg.quiet) {
+      const om = res.openmetrics;
+      const range = Number.isNaN(om.firstTs) ? 'no samples' : `${new Date(om.firstTs * 1000).toISOString()} .. ${new Date(om.lastTs * 1000).toISOString()} (Grafana: from=${Math.floor(om.firstTs * 1000)}&to=${Math.ceil(om.lastTs * 1000)})`;
+      process.stderr.write(`flowtap: ${om.path}: ${om.samples.toLocaleString('en-US')} samples at ${om.steps} steps, ${om.bytes.toLocaleString('en-US')} bytes; ${range}\n`);
+    }
+    if (cfg.serve !== undefined && res.metrics) await serveUntilSignal(cfg.serve, res.metrics);
     return res.status;
   } catch (e) {
     if (e instanceof UsageError) {

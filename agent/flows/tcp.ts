@@ -320,6 +320,14 @@ export class TcpTracker {
     this.recCap = cap;
   }
 
+  /** Loads the slot's TCP record (both cache lines) into the cache, for the table's batch prefetch; returns a dummy. */
+  touch(slot: number): number {
+    const r = this.rec[slot];
+    if (r < 0 || r >= this.recCap) return 0;
+    const b = r * R32;
+    return this.u32[b] ^ this.u32[b + 16];
+  }
+
   /** The flow in `slot` ended: its record goes back to the pool. */
   release(slot: number): void {
     const r = this.rec[slot];
@@ -904,29 +912,17 @@ export class TcpTracker {
     return (this.u32[this.rec[slot] * R32 + O32_RTT_A] + Math.round(this.f64[this.rec[slot] * R64])) / 1e9;
   }
 
-  /** Write the per-flow TCP fields into `rec` (a plain object being built for one NDJSON line). */
-  /**
-   * The same fields as `fill`, as JSON text to splice into a record
-   * (`,"conn_state":"SF",...`), without building an object per flow.
-   */
-  jsonFields(slot: number): string {
-    let s = `,"conn_state":"${this.connState(slot)}","history":"${this.history(slot)}"` +
-      `,"orig_syn":${this.syns(slot, true)},"orig_fin":${this.fins(slot, true)},"orig_rst":${this.resets(slot, true)}` +
-      `,"resp_syn":${this.syns(slot, false)},"resp_fin":${this.fins(slot, false)},"resp_rst":${this.resets(slot, false)}` +
-      `,"orig_retrans_pkts":${this.retransPkts(slot, true)},"orig_retrans_bytes":${this.retransBytes(slot, true)}` +
-      `,"resp_retrans_pkts":${this.retransPkts(slot, false)},"resp_retrans_bytes":${this.retransBytes(slot, false)}` +
-      `,"orig_ooo_pkts":${this.oooPkts(slot, true)},"resp_ooo_pkts":${this.oooPkts(slot, false)}` +
-      `,"orig_dup_acks":${this.dupAcks(slot, true)},"resp_dup_acks":${this.dupAcks(slot, false)}` +
-      `,"orig_zero_win":${this.zeroWin(slot, true)},"resp_zero_win":${this.zeroWin(slot, false)}` +
-      `,"missed_bytes":${this.missedBytes(slot)}`;
-    if (this.rttPhase(slot) === 3) {
-      const a = this.u32[this.rec[slot] * R32 + O32_RTT_A];
-      const b = Math.round(this.f64[this.rec[slot] * R64]);
-      s += `,"rtt_syn_synack":${a / 1e9},"rtt_synack_ack":${b / 1e9},"rtt_handshake":${(a + b) / 1e9}`;
-    }
-    return s;
+  /** SYN -> SYN-ACK time in ns, NaN when the handshake was not seen. */
+  rttSynSynAckNs(slot: number): number {
+    return this.rttPhase(slot) === 3 ? this.u32[this.rec[slot] * R32 + O32_RTT_A] : NaN;
   }
 
+  /** SYN-ACK -> ACK time in ns, NaN when the handshake was not seen. */
+  rttSynAckAckNs(slot: number): number {
+    return this.rttPhase(slot) === 3 ? Math.round(this.f64[this.rec[slot] * R64]) : NaN;
+  }
+
+  /** Write the per-flow TCP fields into `rec` (a plain object being built for one NDJSON line). */
   fill(slot: number, rec: Record<string, unknown>): void {
     rec.conn_state = this.connState(slot);
     rec.history = this.history(slot);

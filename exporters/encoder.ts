@@ -1,0 +1,221 @@
+/**
+ * Writes JSON text straight into a byte buffer: numbers digit by digit,
+ * addresses byte by byte, keys from pre-encoded constants. No string is
+ * built per record, so writing a million flow records costs no garbage.
+ */
+
+/** Pre-encodes an ASCII constant (JSON keys and punctuation). */
+export function bytesOf(s: string): Uint8Array {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+const HEX = bytesOf('0123456789abcdef');
+
+export class ByteEncoder {
+  buf: Buffer;
+  pos = 0;
+  private readonly digits = new Uint8Array(24);
+
+  constructor(size = 1 << 20, private readonly onFull: (enc: ByteEncoder) => void = (e) => e.grow()) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  /** Makes room for `n` more bytes: flushes (or grows) when needed. */
+  room(n: number): void {
+    if (this.pos + n > this.buf.length) {
+      this.onFull(this);
+      if (this.pos + n > this.buf.length) this.grow(n);
+    }
+  }
+
+  grow(n = 0): void {
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  raw(b: Uint8Array): void {
+    this.room(b.length);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < b.length; i++) buf[p++] = b[i];
+    this.pos = p;
+  }
+
+  byte(c: number): void {
+    if (this.pos >= this.buf.length) this.room(1);
+    this.buf[this.pos++] = c;
+  }
+
+  /** A non-negative integer below 2^53. */
+  uint(n: number): void {
+    this.room(24);
+    const buf = this.buf;
+    if (n < 10) {
+      buf[this.pos++] = 48 + n;
+      return;
+    }
+    const d = this.digits;
+    let k = 0;
+    while (n >= 1) {
+      const q = Math.floor(n / 10);
+      d[k++] = 48 + (n - q * 10);
+      n = q;
+    }
+    let p = this.pos;
+    while (k > 0) buf[p++] = d[--k];
+    this.pos = p;
+  }
+
+  /** Any number, as JSON writes it (integers fast, the rest through String()). */
+  num(n: number): void {
+    if (n >= 0 && n < 9007199254740992 && Math.floor(n) === n) this.uint(n);
+    else this.ascii(Number.isFinite(n) ? String(n) : 'null');
+  }
+
+  /** A duration or time in ns as seconds with up to 9 decimals, trailing zeros trimmed (a JSON number). */
+  seconds(ns: number): void {
+    if (!(ns >= 0)) ns = 0;
+    this.room(40);
+    const whole = Math.floor(ns / 1e9);
+    let frac = Math.round(ns - whole * 1e9);
+    this.uint(whole);
+    if (frac === 0) return;
+    let width = 9;
+    while (frac % 10 === 0) {
+      frac /= 10;
+      width--;
+    }
+    this.byte(46);
+    const buf = this.buf;
+    let p = this.pos + width;
+    this.pos = p;
+    for (let i = 0; i < width; i++) {
+      const q = Math.floor(frac / 10);
+      buf[--p] = 48 + (frac - q * 10);
+      frac = q;
+    }
+  }
+
+  /** Epoch seconds `sec` plus `ns` nanoseconds, always with 9 decimals. */
+  epoch(sec: number, ns: number): void {
+    this.room(40);
+    this.uint(sec);
+    this.byte(46);
+    const buf = this.buf;
+    let p = this.pos + 9;
+    this.pos = p;
+    for (let i = 0; i < 9; i++) {
+      const q = Math.floor(ns / 10);
+      buf[--p] = 48 + (ns - q * 10);
+      ns = q;
+    }
+  }
+
+  /** An ASCII string written as is (no escaping: only for text known to be plain). */
+  ascii(s: string): void {
+    this.room(s.length);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** A JSON string literal (quotes, escapes, UTF-8). */
+  string(s: string): void {
+    this.room(6 * s.length + 2);
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = 34;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x20 && c < 0x7f && c !== 34 && c !== 92) {
+        buf[p++] = c;
+      } else if (c === 34 || c === 92) {
+        buf[p++] = 92;
+        buf[p++] = c;
+      } else if (c < 0x20) {
+        buf[p++] = 92;
+        buf[p++] = 117;
+        buf[p++] = 48;
+        buf[p++] = 48;
+        buf[p++] = HEX[c >> 4];
+        buf[p++] = HEX[c & 15];
+      } else {
+        // Non-ASCII: let the platform encode the rest as UTF-8 (lone surrogates become U+FFFD).
+        this.pos = p;
+        const rest = JSON.stringify(s.slice(i)).slice(1);
+        this.room(3 * rest.length);
+        this.pos += this.buf.write(rest, this.pos, 'utf8');
+        return;
+      }
+    }
+    buf[p++] = 34;
+    this.pos = p;
+  }
+
+  /** Dotted-quad IPv4 address. */
+  ipv4(w: number): void {
+    this.room(16);
+    this.uint(w >>> 24);
+    this.byte(46);
+    this.uint((w >>> 16) & 0xff);
+    this.byte(46);
+    this.uint((w >>> 8) & 0xff);
+    this.byte(46);
+    this.uint(w & 0xff);
+  }
+
+  private hexGroup(g: number): void {
+    const buf = this.buf;
+    let p = this.pos;
+    if (g >= 0x1000) buf[p++] = HEX[g >> 12];
+    if (g >= 0x100) buf[p++] = HEX[(g >> 8) & 15];
+    if (g >= 0x10) buf[p++] = HEX[(g >> 4) & 15];
+    buf[p++] = HEX[g & 15];
+    this.pos = p;
+  }
+
+  /** RFC 5952 text of the IPv6 address in words[o..o+3]. */
+  ipv6(words: ArrayLike<number>, o: number): void {
+    this.room(48);
+    const w0 = words[o] >>> 0;
+    const w1 = words[o + 1] >>> 0;
+    const w2 = words[o + 2] >>> 0;
+    const w3 = words[o + 3] >>> 0;
+    if (w0 === 0 && w1 === 0 && w2 === 0xffff) {
+      this.ascii('::ffff:');
+      this.ipv4(w3);
+      return;
+    }
+    const g0 = w0 >>> 16, g1 = w0 & 0xffff, g2 = w1 >>> 16, g3 = w1 & 0xffff;
+    const g4 = w2 >>> 16, g5 = w2 & 0xffff, g6 = w3 >>> 16, g7 = w3 & 0xffff;
+    // Longest run of two or more zero groups; the first on a tie.
+    let best = -1;
+    let bestLen = 1;
+    let run = 0;
+    for (let i = 0; i < 8; i++) {
+      const g = i < 4 ? (i < 2 ? (i === 0 ? g0 : g1) : i === 2 ? g2 : g3) : i < 6 ? (i === 4 ? g4 : g5) : i === 6 ? g6 : g7;
+      if (g === 0) {
+        run++;
+        if (run > bestLen) {
+          bestLen = run;
+          best = i - run + 1;
+        }
+      } else {
+        run = 0;
+      }
+    }
+    for (let i = 0; i < 8; i++) {
+      if (i === best) {
+        this.byte(58);
+        this.byte(58);
+        i += bestLen - 1;
+        continue;
+      }
+      if (i > 0 && i !== best + bestLen) this.byte(58);
+      const g = i < 4 ? (i < 2 ? (i === 0 ? g0 : g1) : i === 2 ? g2 : g3) : i < 6 ? (i === 4 ? g4 : g5) : i === 6 ? g6 : g7;
+      this.hexGroup(g);
+    }
+  }
+}
