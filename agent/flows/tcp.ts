@@ -320,14 +320,6 @@ export class TcpTracker {
     this.recCap = cap;
   }
 
-  /** Loads the slot's TCP record (both cache lines) into the cache, for the table's batch prefetch; returns a dummy. */
-  touch(slot: number): number {
-    const r = this.rec[slot];
-    if (r < 0 || r >= this.recCap) return 0;
-    const b = r * R32;
-    return this.u32[b] ^ this.u32[b + 16];
-  }
-
   /** The flow in `slot` ended: its record goes back to the pool. */
   release(slot: number): void {
     const r = this.rec[slot];
