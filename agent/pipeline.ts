@@ -125,6 +125,14 @@ export class Pipeline implements PacketSink, LayerSink {
     this.nonIpFrames[ethertype]++;
   }
 
+  /**
+   * PacketSink: the source's buffer is about to be reused. Every packet is
+   * processed within its `packet()` call, so nothing is pending here; the
+   * hook stays so that sources need not know (a batching sink would finish
+   * its batch).
+   */
+  flush(): void {}
+
   /** End of input: every live flow is reported. */
   finish(): void {
     this.table.flush();
