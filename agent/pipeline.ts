@@ -76,16 +76,17 @@ export class Pipeline implements PacketSink, LayerSink {
   }
 
   packet(buf: Uint8Array, off: number, caplen: number, wirelen: number, tsSec: number, tsNsec: number, ifIndex: number): void {
+    const t = this.clock.toNs(tsSec, tsNsec);
+    // A step boundary is sampled before the packet that crosses it is counted anywhere.
+    if (t >= this.nextStep) this.step(t);
     this.packets++;
     this.wireBytes += wirelen;
     this.capturedBytes += caplen;
     if (caplen < wirelen) this.snapped++;
     this.ifPackets[ifIndex]++;
     this.ifBytes[ifIndex] += wirelen;
-    const t = this.clock.toNs(tsSec, tsNsec);
     if (t < this.firstT) this.firstT = t;
     if (t > this.lastT) this.lastT = t;
-    if (t >= this.nextStep) this.step(t);
     this.table.advance(t);
     const r = this.decoder.decode(buf, off, caplen, wirelen, this.linktype[ifIndex], this.fcs[ifIndex], ifIndex, t);
     if (r !== 0) this.reasons[r]++;

@@ -6,6 +6,8 @@ import { pcapFile, type Packet as Rec } from './gen/pcap-writer.js';
 import { ACK, FIN, RST, SYN, bytes, eth, icmp, ipv4, ipv6, tcp, udp, vlanTag } from './gen/packets.js';
 import { analyzeFiles } from './helpers/analyze.js';
 import { main } from '../agent/cli.js';
+import { Pipeline } from '../agent/pipeline.js';
+import { readCaptureBuffer } from '../agent/capture/file.js';
 
 const T0 = 1_700_000_000;
 const dir = mkdtempSync(join(tmpdir(), 'flowtap-table-'));
@@ -132,6 +134,22 @@ describe('flow table', () => {
     expect(r.records.filter((x) => x.evicted)).toHaveLength(max);
     expect(r.records.reduce((a, x) => a + x.orig_pkts + x.resp_pkts, 0)).toBe(2 * max);
     expect(r.pipeline.packets).toBe(2 * max);
+  });
+
+  it('growing the table never loses the packet that made it grow', () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 3000; i++) {
+      recs.push(at(i * 1e-3, udpPkt(`10.0.${i >> 8}.${i & 255}`, 1000, '192.0.2.1', 53)));
+      recs.push(at(i * 1e-3, tcpPkt(`10.1.${i >> 8}.${i & 255}`, 2000, '192.0.2.2', 80, SYN, i)));
+    }
+    const p = new Pipeline({ initialCapacity: 16 });
+    const ends: number[] = [];
+    p.onFlowReport((t, s, _r, final) => final && ends.push(t.pkts(s, true) + t.pkts(s, false)));
+    readCaptureBuffer('grow.pcap', pcapFile(recs), p);
+    expect(p.table.capacity).toBeGreaterThanOrEqual(6000);
+    p.finish();
+    expect(ends).toHaveLength(6000);
+    expect(ends.every((n) => n === 1)).toBe(true);
   });
 
   it('VLAN ids are part of the key', async () => {

@@ -438,20 +438,21 @@ export class FlowTable implements LayerSink {
     const srcIsA = this.keyOf(p);
     const h = this.hashKey(this.key);
     const now = this.now;
-    const u = this.u32;
-    const f = this.f64;
     let s = this.find(h);
     if (s >= 0) {
-      if (now - f[s * REC_F64 + F_LAST] > this.idleNs[(u[s * REC_U32 + R_META] >>> 2) & 7]) {
+      if (now - this.f64[s * REC_F64 + F_LAST] > this.idleNs[(this.u32[s * REC_U32 + R_META] >>> 2) & 7]) {
         this.end(s, END_IDLE);
         s = -1;
       } else if (p.proto === PROTO_TCP && p.hasL4 && (p.tcpFlags & 0x12) === 0x02 &&
-        this.tcp.isNewConnection(s, ((u[s * REC_U32 + R_META] & META_ORIG_A) === 1) === srcIsA, p.tcpFlags, p.seq)) {
+        this.tcp.isNewConnection(s, ((this.u32[s * REC_U32 + R_META] & META_ORIG_A) === 1) === srcIsA, p.tcpFlags, p.seq)) {
         this.end(s, END_REUSE);
         s = -1;
       }
     }
     if (s < 0) s = this.create(h, p, srcIsA);
+    // Read the views only now: create() may have grown (reallocated) the table.
+    const u = this.u32;
+    const f = this.f64;
     const b = s * REC_U32;
     const fb = s * REC_F64;
     let meta = u[b + R_META];
