@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runtime=(libpcap-dev make g++ python3)
-testing=(tcpdump tshark prometheus iproute2 nftables ethtool iputils-ping procps util-linux)
+testing=(tcpdump tshark prometheus iproute2 nftables ethtool iputils-ping procps util-linux libcap2-bin tcpreplay)
 if [ "${FLOWTAP_SETUP_PACKAGES:-all}" = runtime ]; then pkgs=("${runtime[@]}"); else pkgs=("${runtime[@]}" "${testing[@]}"); fi
 
 missing=()

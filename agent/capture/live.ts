@@ -44,6 +44,11 @@ export interface LiveOptions {
   batch?: boolean;
   /** Request a link-layer type after opening (DLT_* value, e.g. 276 = LINUX_SLL2 on `any`). */
   datalink?: number;
+  /**
+   * Use this interface index instead of calling `sink.addInterface` (a
+   * capture reopened after an error keeps the index it had).
+   */
+  ifIndex?: number;
   /** Called after each batch was handed to the sink (packets, captured bytes incl. record headers). */
   onBatch?: (packets: number, bytes: number) => void;
   /**
@@ -142,6 +147,7 @@ interface NativeCap {
   on(event: 'batch', fn: (count: number, bytes: number) => void): this;
   on(event: 'packet', fn: (nbytes: number, truncated: boolean, wirelen: number, tsSec: number, tsNsec: number) => void): this;
   on(event: 'error', fn: (err: Error) => void): this;
+  removeAllListeners(): this;
 }
 
 interface NativeCapClass {
@@ -152,6 +158,30 @@ interface NativeCapClass {
 }
 
 let capClass: NativeCapClass | undefined;
+
+/**
+ * Native capture objects are never left to the garbage collector: the
+ * binding's destructor (Nan::AsyncResource → node::EmitAsyncDestroy) runs
+ * inside the GC's weak callback and crashes the process there once async
+ * hooks are in use (seen with an HTTP server in the same process: SIGSEGV
+ * in AsyncWrap::EmitDestroy from Pcap::~Pcap). So a closed one goes back to
+ * this pool and the next openLive reuses it (the binding's open() accepts a
+ * closed handle); the pool never holds more than the most captures open
+ * at once.
+ */
+const idleCaps: NativeCap[] = [];
+
+function takeCap(C: NativeCapClass): NativeCap {
+  const c = idleCaps.pop();
+  if (c === undefined) return new C();
+  c.removeAllListeners();
+  return c;
+}
+
+/** Returns a closed capture object for reuse, once the native side finished the batch it may be in. */
+function releaseCap(cap: NativeCap): void {
+  setImmediate(() => idleCaps.push(cap));
+}
 
 /** Loads `cap` on first use, and checks it is the patched build. */
 function loadCap(device: string): NativeCapClass {
@@ -204,8 +234,13 @@ function openError(err: unknown, device: string, filter: string, C: NativeCapCla
     return new LiveCaptureError('no_such_device', device,
       `no such capture device "${device}"; available devices: ${list}`, detail, names, { cause: err });
   }
-  if (code === 'PCAP_ERROR_PERM_DENIED' || code === 'PCAP_ERROR_PROMISC_PERM_DENIED'
-      || /permission|not permitted/i.test(detail)) {
+  if (code === 'PCAP_ERROR_PROMISC_PERM_DENIED') {
+    return new LiveCaptureError('permission_denied', device,
+      `permission denied for promiscuous mode on "${device}": it needs the CAP_NET_ADMIN capability `
+      + `(or capture without promiscuous mode); libpcap: ${detail}`,
+      detail, [], { cause: err });
+  }
+  if (code === 'PCAP_ERROR_PERM_DENIED' || /permission|not permitted/i.test(detail)) {
     return new LiveCaptureError('permission_denied', device,
       `permission denied capturing on "${device}": live capture needs root or the CAP_NET_RAW capability `
       + `(e.g. setcap cap_net_raw+eip on the node binary, or AmbientCapabilities=CAP_NET_RAW in a systemd unit); libpcap: ${detail}`,
@@ -258,7 +293,7 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
   const u32 = new Uint32Array(buf.buffer, buf.byteOffset, buf.byteLength >>> 2);
   if (buf.byteOffset % 4 !== 0) throw new Error('openLive: batch buffer is not 4-byte aligned');
 
-  const cap = new C();
+  const cap = takeCap(C);
   try {
     cap.open(device, filter, bufferSize, buf, {
       snaplen: snaplenReq,
@@ -270,15 +305,17 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
       ...(options.datalink !== undefined ? { datalink: options.datalink } : {}),
     });
   } catch (err) {
+    releaseCap(cap);
     throw openError(err, device, filter, C);
   }
 
   const info = cap.info();
   let ifIndex: number;
   try {
-    ifIndex = sink.addInterface({ linktype: info.linktype, snaplen: info.snaplen, name: device, fcsBytes: 0 });
+    ifIndex = options.ifIndex ?? sink.addInterface({ linktype: info.linktype, snaplen: info.snaplen, name: device, fcsBytes: 0 });
   } catch (err) {
     cap.close();
+    releaseCap(cap);
     throw err;
   }
 
@@ -307,6 +344,8 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
           off += HDR + ((caplen + 3) & ~3);
           packets++;
         }
+        // The batch buffer is reused by the next batch: a sink holding packets back must finish them now.
+        sink.flush?.();
       } catch (err) {
         fail(new LiveCaptureError('sink_failed', device, `packet sink threw on "${device}": ${(err as Error)?.message ?? String(err)}`,
           '', [], { cause: err }));
@@ -320,6 +359,7 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
       batches++;
       try {
         sink.packet(buf, 0, nbytes, wirelen, tsSec, tsNsec, ifIndex);
+        sink.flush?.();
       } catch (err) {
         fail(new LiveCaptureError('sink_failed', device, `packet sink threw on "${device}": ${(err as Error)?.message ?? String(err)}`,
           '', [], { cause: err }));
@@ -352,6 +392,7 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
     } catch {
       finalPcap = { ps_recv: 0, ps_drop: 0, ps_ifdrop: 0 };
     }
+    releaseCap(cap);
   }
 
   return {
