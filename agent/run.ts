@@ -48,8 +48,6 @@ export const QUEUE_BYTES = 64 << 20;
 export const TICK_MS = 1000;
 /** Hard limit for a graceful stop. */
 export const SHUTDOWN_MS = 5000;
-/** Wait before closing the metrics listener at shutdown, so a scrape in flight is answered. */
-export const SCRAPE_GRACE_MS = 200;
 /** A failed capture is reopened this often. */
 export const REOPEN_MS = 5000;
 
@@ -649,8 +647,7 @@ export class Agent {
     this.pipeline.finish();
     this.publishStats();
     this.writer?.close();
-    // A scrape in flight gets its answer (exporters/http.ts close() cuts open connections).
-    if (this.server) await new Promise((r) => setTimeout(r, SCRAPE_GRACE_MS));
+    // close() lets a scrape in flight get its answer before the server goes.
     await this.server?.close();
     await this.procs?.shutdown();
   }

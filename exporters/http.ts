@@ -139,10 +139,16 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   return {
     address: addr.address,
     port: addr.port,
+    /** Stops accepting, lets a scrape in flight finish (2 s at most), then resolves. Idempotent. */
     close() {
       closing ??= new Promise<void>((ok) => {
-        server.close(() => ok());
-        server.closeAllConnections();
+        const force = setTimeout(() => server.closeAllConnections(), 2000);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          ok();
+        });
+        server.closeIdleConnections();
       });
       return closing;
     },

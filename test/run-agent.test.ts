@@ -150,8 +150,13 @@ describe('shutdown, SIGHUP, idle ticks', () => {
 
   it('a second signal exits at once', async () => {
     const ft = await startFlowtap(D, ['-i', 'lo', '--listen', '127.0.0.1:0']);
+    // A request still being sent keeps the graceful stop waiting (up to 2 s) for the metrics listener:
+    // the second signal surely comes while it runs.
+    const hold = `const s = require('net').connect(${ft.port}, '127.0.0.1', () => { s.write('GET /metrics HTTP/1.1\\r\\n'); console.log('open'); }); setTimeout(() => process.exit(0), 5000);`;
+    const holder = start('ip', ['netns', 'exec', D, process.execPath, '-e', hold]);
+    await holder.waitFor(/open/);
     process.kill(ft.pid, 'SIGTERM');
-    await sleep(20);
+    await ft.waitFor(/SIGTERM: stopping/);
     process.kill(ft.pid, 'SIGINT');
     const exit = await ft.exited;
     expect(exit.code).toBe(130);
