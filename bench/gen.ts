@@ -5,16 +5,17 @@
  * Ethernet, snaplen 128: every record keeps at most 128 captured bytes while
  * its orig_len is the full frame length, Ethernet padding to 60 included).
  *
- * Traffic model: a pool of `flows` concurrently active flows (split into TCP,
- * UDP and ICMP sub-pools). Every step first draws the packet's protocol
- * (TCP 70 %, UDP 25 %, ICMP 3 %, ARP 2 %), then picks one flow of that
- * protocol with probability proportional to its rate weight (a Fenwick tree
- * over the pool), and the flow's state machine emits exactly one packet. A
- * flow that ends is replaced at once by a new one in the same slot, so the
- * number of live flows stays at the pool size after the first ramp-up.
- * Flow sizes are heavy-tailed (Pareto); a flow's weight grows with the square
- * root of its intended size, so elephants send more often and outlive the
- * capture while mice finish within seconds of packet time.
+ * Traffic model: a pool of about `flows` slots, one flow each, in five
+ * pools (TCP long, TCP short, UDP streams, DNS/NTP, ICMP echo; see
+ * POOL_SHARE). Every step draws a pool by its share of packets (or emits an
+ * ARP request/reply, 2 %), then one of its flows with probability
+ * proportional to the flow's weight (WeightedPool), and that flow's state
+ * machine emits exactly one packet. A flow that ends is replaced in its slot
+ * by a new one, so once the first flows have all started, the number of live
+ * flows stays at the pool size. Flow sizes are heavy-tailed (Pareto); weights
+ * grow with the intended size and jump while an answer is due, so elephants
+ * send often, round trips take milliseconds and think times seconds (W_EXP,
+ * FAST_FACTOR). No flow stays silent for MAX_IDLE_S.
  *
  * Everything follows one seeded PRNG and a fixed start time: the same
  * arguments give a byte-identical file.
@@ -70,7 +71,7 @@ export const DEFAULT_PACKETS = 10_000_000;
 export const DEFAULT_FLOWS = 250_000;
 export const DEFAULT_SEED = 1;
 /** Bumped whenever the output for given options changes (the runner regenerates on mismatch). */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 4;
 export const SNAPLEN = 128;
 /** 2024-01-01T00:00:00Z */
 export const START_TIME_SEC = 1_704_067_200;
@@ -96,16 +97,37 @@ const POOL_SHARE = [0.48, 0.22, 0.14, 0.11, 0.03];
 const POOL_FRACTION = [0.93, 0, 0.06, 0, 0.01];
 const POOL_DIVISOR = [0, 500, 0, 2500, 0];
 /**
- * Rate weights. A flow's base weight is (intended packets)^W_EXP (at most
- * 65535): it paces transfers and think times. When a flow's next packet is
+ * Rate weights. A flow's base weight is (intended packets)^W_EXP: it paces
+ * transfers and think times. When a flow's next packet is
  * an answer (SYN-ACK, DNS response, delayed ACK, echo reply, the response
  * to a request) or the first packet of a flow that replaced a finished one,
- * it weighs the pool's fast weight instead: FAST_FACTOR times the mean base
- * weight of the pool's first flows. Round trips then take milliseconds while
- * think times take seconds.
+ * it weighs the pool's fast weight instead (FAST_FACTOR times the median base
+ * weight of the pool's first flows), or its base weight if that is higher.
+ * Round trips then take milliseconds while think times take seconds.
  */
-const W_EXP = 0.8;
+const W_EXP = 0.9;
 const FAST_FACTOR = [2000, 16, 2000, 64, 2000];
+
+/**
+ * No flow stays silent much longer than this (packet time), so idle
+ * timeouts of a minute (flowtap's UDP/ICMP default) never split a flow: the
+ * flows in the file are exactly the flows a tracker should report. Every
+ * SWEEP_EVERY_S, flows silent that long join their pool's queue, and the
+ * pool's next steps go to them first (a keep-alive of sorts: their next
+ * packet, whatever it is).
+ */
+const MAX_IDLE_S = 40;
+const SWEEP_EVERY_S = 2;
+/**
+ * The first flows of a pool start one after the other, in up to START_SHARE
+ * of its steps, while fewer than START_CAP of its slots wait at the fast
+ * weight: as fast as the packet budget allows (a TCP start costs about four
+ * quick packets) without stretching the round trips of flows under way.
+ * The 10 M capture has 200 k flows alive after about 45 s of packet time and
+ * all 250 k from about 65 s on (the long pools' packet budget is the limit).
+ */
+const START_SHARE = 0.6;
+const START_CAP = 0.006;
 
 /** Chance that a data segment is lost and sent again. */
 const P_RETX = 0.003;
@@ -169,12 +191,12 @@ const REM = 8; // u32, byte 32: bytes left in the current message
 const REQB = 9; // u32, byte 36: request bytes per round
 const RSPB = 10; // u32, byte 40: response bytes per round
 const ROUNDS = 22; // u16, byte 44: request/response rounds left
-const IDC = 23; // u16, byte 46: client's next IPv4 id
-const IDS = 24; // u16, byte 48: server's next IPv4 id
+const IPID = 23; // u16, byte 46: next IPv4 id (the server's runs half a cycle apart)
+const LAST = 24; // u16, byte 48: second (since the start) of the flow's last packet
 const AUX = 13; // u32, byte 52: TCP SYN tries / DNS id / ICMP id / stream payload size
 const AUX2 = 14; // u32, byte 56: TCP retransmit length / DNS exchanges / ICMP echoes / stream packets left
 const FPKTS = 15; // u32, byte 60: packets sent so far
-const BASEW = 25; // u16, byte 50: the flow's weight while nothing is due soon
+const BASEW = 25; // u16, byte 50: the flow's weight while nothing is due soon (encodeWeight)
 
 const N_CLIENTS = 1 << 18;
 const N_SERVERS = 1 << 15;
@@ -305,6 +327,17 @@ class Generator {
   private readonly poolCum = new Float64Array(N_POOLS);
   /** Slots per pool. */
   readonly poolSlots: number[] = [];
+  /** Per pool, the next of the first flows to start, and the end of them. */
+  private readonly startNext: number[] = [];
+  private readonly startEnd: number[] = [];
+  /** Per pool, a ring of slots due for a keep-alive packet (see sweep()); `queued` marks them. */
+  private readonly dueQueue: Int32Array[] = [];
+  private readonly dueHead: number[] = [];
+  private readonly dueTail: number[] = [];
+  private readonly queued: Uint8Array;
+  /** Per pool, slots at the fast weight, and how many may be before no more first flows start. */
+  private readonly fastCount: number[] = [];
+  private readonly startCap: number[] = [];
 
   private readonly clientPort = new Uint16Array(N_CLIENTS);
   private readonly dnsScratch = new Uint8Array(512);
@@ -338,9 +371,15 @@ class Generator {
   vlanPackets = 0;
   qinqPackets = 0;
   truncated = 0;
+  idleWakeups = 0;
+  /** [second, flows alive] at every sweep. */
+  readonly aliveAt: Array<[number, number]> = [];
+  private icmpSessions = 0;
+  /** Packets of every finished flow. */
+  private readonly finishedSizes: number[] = [];
   /** log2 histogram of packets per finished flow. */
   readonly finishedHist = new Float64Array(32);
-  /** Finished flow durations in ms, log2 buckets, 32 per kind. */
+  /** Finished flow durations in ms, log2 buckets, 32 per pool. */
   readonly durationHist = new Float64Array(32 * 5);
   readonly poolPackets = new Float64Array(N_POOLS);
   readonly poolFlows = new Float64Array(N_POOLS);
@@ -378,21 +417,31 @@ class Generator {
     this.u16 = new Uint16Array(rec);
     this.u32 = new Uint32Array(rec);
     this.startSec = new Float64Array(n);
+    this.queued = new Uint8Array(n);
 
     for (let i = 0; i < N_CLIENTS; i++) this.clientPort[i] = 32768 + this.rng.int(28232);
-    // The first flows wait at their base weight (their starts spread over the
-    // beginning of the capture); the fast weights follow those base weights.
+    // The first flows weigh nothing: they start one after the other, in
+    // START_SHARE of their pool's steps (see run()), and get their weights
+    // with their first packet. The fast weights follow their base weights.
     for (let p = 0; p < N_POOLS; p++) {
       const from = this.poolBase[p]!;
       const to = from + this.poolSlots[p]!;
-      let sum = 0;
+      const bases = new Float64Array(to - from);
       for (let i = from; i < to; i++) {
         this.u8[(i << 6) + POOL] = p;
         this.newFlow(i);
-        sum += this.u16[(i << 5) + BASEW]!;
-        this.pools[p]!.set(i - from, this.u16[(i << 5) + BASEW]!);
+        bases[i - from] = decodeWeight(this.u16[(i << 5) + BASEW]!);
       }
-      this.poolFast[p] = Math.max(2, Math.round((FAST_FACTOR[p]! * sum) / (to - from)));
+      // the median, not the mean: the elephants must not slow every answer down
+      bases.sort();
+      this.poolFast[p] = Math.max(2, Math.round(FAST_FACTOR[p]! * bases[bases.length >> 1]!));
+      this.startNext.push(from);
+      this.startEnd.push(to);
+      this.fastCount.push(0);
+      this.dueQueue.push(new Int32Array(to - from + 1));
+      this.dueHead.push(0);
+      this.dueTail.push(0);
+      this.startCap.push(Math.max(4, Math.round((to - from) * START_CAP)));
     }
 
     this.writeFileHeader();
@@ -510,15 +559,9 @@ class Generator {
     o += 2;
     b[o] = 0x45;
     w16be(b, o + 2, 20 + l4len);
-    let id: number;
-    if (fromServer) {
-      id = this.u16[(slot << 5) + IDS]!;
-      this.u16[(slot << 5) + IDS] = id + 1;
-    } else {
-      id = this.u16[(slot << 5) + IDC]!;
-      this.u16[(slot << 5) + IDC] = id + 1;
-    }
-    w16be(b, o + 4, id);
+    const id = this.u16[(slot << 5) + IPID]!;
+    this.u16[(slot << 5) + IPID] = id + 1;
+    w16be(b, o + 4, fromServer ? id ^ 0x8000 : id);
     b[o + 6] = 0x40; // DF
     b[o + 8] = fromServer ? 52 : 64;
     b[o + 9] = proto;
@@ -562,6 +605,7 @@ class Generator {
   private touch(slot: number): void {
     const fl = this.u8[(slot << 6) + FLAGS]!;
     this.u32[(slot << 4) + FPKTS]!++;
+    this.u16[(slot << 5) + LAST] = this.tsSec - START_TIME_SEC;
     this.poolPackets[this.u8[(slot << 6) + POOL]!]!++;
     if (fl & F_STARTED) return;
     this.u8[(slot << 6) + FLAGS] = fl | F_STARTED;
@@ -580,6 +624,7 @@ class Generator {
     this.active--;
     this.finishedFlows++;
     this.finishedHist[log2(this.u32[(slot << 4) + FPKTS]!)]!++;
+    this.finishedSizes.push(this.u32[(slot << 4) + FPKTS]!);
     const dur = this.tsSec + this.tsUsec / 1e6 - this.startSec[slot]!;
     this.durationHist[this.u8[(slot << 6) + POOL]! * 32 + log2(Math.floor(dur * 1000) + 1)]!++;
     this.newFlow(slot);
@@ -590,7 +635,15 @@ class Generator {
   /** Puts the flow in `slot` at its fast or base weight. */
   private setWeight(slot: number, fast: boolean): void {
     const p = this.u8[(slot << 6) + POOL]!;
-    this.pools[p]!.set(slot - this.poolBase[p]!, fast ? this.poolFast[p]! : this.u16[(slot << 5) + BASEW]!);
+    const pool = this.pools[p]!;
+    const i = slot - this.poolBase[p]!;
+    const f = this.poolFast[p]!;
+    // count the slots at the fast weight (a base weight equal to it counts too: harmless)
+    const base = decodeWeight(this.u16[(slot << 5) + BASEW]!);
+    // an elephant's own pace may beat the fast weight: answers never come slower than it
+    const w = fast && f > base ? f : base;
+    this.fastCount[p]! += (w === f ? 1 : 0) - (pool.w[i] === f ? 1 : 0);
+    pool.set(i, w);
   }
 
   /** A new flow for the pool of `slot` (its weight is left to the caller). */
@@ -639,12 +692,11 @@ class Generator {
     if (port > 60999) port = 32768;
     this.clientPort[c] = port;
     this.u16[(slot << 5) + CPORT] = port;
-    this.u16[(slot << 5) + IDC] = r.u32();
-    this.u16[(slot << 5) + IDS] = r.u32();
+    this.u16[(slot << 5) + IPID] = r.u32();
   }
 
   private setBase(slot: number, est: number): void {
-    this.u16[(slot << 5) + BASEW] = Math.max(1, Math.min(65535, Math.round(Math.pow(est, W_EXP))));
+    this.u16[(slot << 5) + BASEW] = encodeWeight(Math.pow(est, W_EXP));
   }
 
   /**
@@ -683,7 +735,7 @@ class Generator {
         rsp = 100 + r.int(400);
       } else {
         req = 80 + r.int(900);
-        rsp = long ? r.pareto(2000, 1.0, 4e9) / rounds : r.pareto(600, 1.2, 2e5);
+        rsp = long ? r.pareto(2000, 0.9, 4e9) / rounds : r.pareto(600, 1.2, 2e5);
       }
       req = Math.max(1, Math.floor(req));
       rsp = Math.max(1, Math.floor(rsp));
@@ -730,6 +782,10 @@ class Generator {
   private newIcmp(slot: number): void {
     const r = this.rng;
     this.common(slot, K_ICMP);
+    // Each session gets a client of its own (a stride through the client
+    // space), so no two sessions share a host pair, whatever a tracker keys
+    // ICMP echo on.
+    this.u32[(slot << 4) + CLI] = Math.imul(this.icmpSessions++, 0x9e3779b1 | 1) & (N_CLIENTS - 1);
     this.u16[(slot << 5) + SPORT] = 0;
     this.u32[(slot << 4) + AUX] = r.u32() & 0xffff; // echo identifier
     this.u32[(slot << 4) + AUX2] = Math.floor(r.pareto(1, 1.2, 1000)); // echo requests
@@ -744,7 +800,18 @@ class Generator {
     const cum = this.poolCum;
     const pools = this.pools;
     const base = this.poolBase;
+    const startNext = this.startNext;
+    const startEnd = this.startEnd;
+    const fastCount = this.fastCount;
+    const startCap = this.startCap;
+    const dueHead = this.dueHead;
+    const dueTail = this.dueTail;
+    let sweepAt = this.tsSec + SWEEP_EVERY_S;
     for (let i = 0; i < packets; i++) {
+      if (this.tsSec >= sweepAt) {
+        this.sweep();
+        sweepAt = this.tsSec + SWEEP_EVERY_S;
+      }
       const x = r.f();
       let p = 0;
       while (p < N_POOLS && x >= cum[p]!) p++;
@@ -753,11 +820,57 @@ class Generator {
         continue;
       }
       const pool = pools[p]!;
-      const slot = base[p]! + pool.find(Math.floor(r.f() * pool.total));
+      const first = startNext[p]!;
+      let slot: number;
+      if (dueHead[p] !== dueTail[p] && (slot = this.nextDue(p)) >= 0) {
+        // a flow silent for MAX_IDLE_S sends now
+      } else if (first < startEnd[p]! && (pool.total === 0 || (fastCount[p]! < startCap[p]! && r.f() < START_SHARE))) {
+        slot = first; // the next of the first flows starts
+        startNext[p] = first + 1;
+      } else {
+        slot = base[p]! + pool.find(Math.floor(r.f() * pool.total));
+      }
       if (p <= PL_TCP_SHORT) this.stepTcp(slot);
       else if (p === PL_ICMP) this.stepIcmp(slot);
       else this.stepUdp(slot);
     }
+  }
+
+  /** Queues the flows quiet for MAX_IDLE_S (see nextDue()), so no idle timeout of a minute splits them. */
+  private sweep(): void {
+    const now = this.tsSec - START_TIME_SEC;
+    this.aliveAt.push([now, this.active]);
+    const u8 = this.u8;
+    const u16 = this.u16;
+    const queued = this.queued;
+    for (let i = 0; i < this.nSlots; i++) {
+      if (queued[i] === 0 && u8[(i << 6) + FLAGS]! & F_STARTED && now - u16[(i << 5) + LAST]! >= MAX_IDLE_S) {
+        const p = u8[(i << 6) + POOL]!;
+        const q = this.dueQueue[p]!;
+        q[this.dueTail[p]!] = i;
+        this.dueTail[p] = (this.dueTail[p]! + 1) % q.length;
+        queued[i] = 1;
+      }
+    }
+  }
+
+  /**
+   * The next flow of pool `p` due for a keep-alive packet, or -1. A queued
+   * flow that has sent since (or was replaced) is dropped from the queue.
+   */
+  private nextDue(p: number): number {
+    const q = this.dueQueue[p]!;
+    const now = this.tsSec - START_TIME_SEC;
+    while (this.dueHead[p] !== this.dueTail[p]) {
+      const slot = q[this.dueHead[p]!]!;
+      this.dueHead[p] = (this.dueHead[p]! + 1) % q.length;
+      this.queued[slot] = 0;
+      if (this.u8[(slot << 6) + FLAGS]! & F_STARTED && now - this.u16[(slot << 5) + LAST]! >= MAX_IDLE_S - SWEEP_EVERY_S) {
+        this.idleWakeups++;
+        return slot;
+      }
+    }
+    return -1;
   }
 
   private tcpPacket(slot: number, fromServer: boolean, thFlags: number, seq: number, ack: number, payload: number, syn: boolean): void {
@@ -1239,6 +1352,35 @@ class Generator {
     };
   }
 
+  /** Share of all flow packets carried by the biggest 1 % and 0.1 % of flows. */
+  topShares(): string {
+    const all = this.finishedSizes.slice();
+    for (let i = 0; i < this.nSlots; i++) if (this.u8[(i << 6) + FLAGS]! & F_STARTED) all.push(this.u32[(i << 4) + FPKTS]!);
+    all.sort((a, b) => b - a);
+    let total = 0;
+    for (const x of all) total += x;
+    const share = (f: number): string => {
+      let s = 0;
+      const n = Math.max(1, Math.floor(all.length * f));
+      for (let i = 0; i < n; i++) s += all[i]!;
+      return ((100 * s) / total).toFixed(1) + '%';
+    };
+    return `top 1 % of flows: ${share(0.01)} of packets, top 0.1 %: ${share(0.001)}`;
+  }
+
+  /** The biggest flows still open at the end: "pool:packets". */
+  largestOpen(n: number): string {
+    const all: Array<[number, number]> = [];
+    for (let i = 0; i < this.nSlots; i++) {
+      if (this.u8[(i << 6) + FLAGS]! & F_STARTED) all.push([this.u32[(i << 4) + FPKTS]!, this.u8[(i << 6) + POOL]!]);
+    }
+    all.sort((a, b) => b[0] - a[0]);
+    return all
+      .slice(0, n)
+      .map(([k, p]) => `${POOL_NAMES[p]}:${k}`)
+      .join(' ');
+  }
+
   /** log2 histogram of packets per flow still open at the end of the capture. */
   openHist(): Float64Array {
     const h = new Float64Array(32);
@@ -1249,6 +1391,15 @@ class Generator {
 
 const HEX = Uint8Array.from('0123456789abcdef', (ch) => ch.charCodeAt(0));
 const EXAMPLE = Uint8Array.from('example', (ch) => ch.charCodeAt(0));
+
+/** A weight in 16 bits: 1..32767 exactly, above that in steps of 64 (up to 2^21). */
+function encodeWeight(w: number): number {
+  const r = Math.max(1, Math.round(w));
+  return r < 32768 ? r : Math.min(65535, 32767 + Math.round(r / 64));
+}
+function decodeWeight(v: number): number {
+  return v < 32768 ? v : (v - 32767) * 64;
+}
 
 function mssOf(flags: number): number {
   return flags & F_V6 ? 1440 : 1460;
@@ -1436,6 +1587,10 @@ function cli(argv: string[]): number {
       );
     }
     process.stdout.write(`  SYN to SYN-ACK, µs (log2 buckets): ${histLine(gen.rttHist)}\n`);
+    process.stdout.write(`  idle flows woken: ${gen.idleWakeups}\n`);
+    process.stdout.write(`  largest open flows: ${gen.largestOpen(8)}\n  ${gen.topShares()}\n`);
+    const every = Math.max(1, Math.ceil(gen.aliveAt.length / 12));
+    process.stdout.write(`  flows alive at second: ${gen.aliveAt.filter((_, i) => i % every === 0).map(([t, n]) => `${t}:${n}`).join(' ')}\n`);
   }
   return 0;
 }

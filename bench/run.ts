@@ -18,8 +18,8 @@
  * speed (the exit status is 1 only when a benchmark could not run at all).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULT_FLOWS, DEFAULT_PACKETS, DEFAULT_SEED, GENERATOR_VERSION, generateBenchCapture, type BenchCaptureStats } from './gen.js';
@@ -48,6 +48,8 @@ interface Options {
   regen: boolean;
   file?: string;
   timeoutSec: number;
+  /** Run node benchmarks once under --cpu-prof and print their hottest functions. */
+  cpuProf: boolean;
 }
 
 const USAGE = `usage: node dist/bench/run.js [SECTION...] [options]
@@ -63,6 +65,8 @@ options:
   --regen         regenerate the capture even if it is up to date
   --file PATH     benchmark this capture instead of a generated one
   --timeout SEC   kill a run after this long (default 1800)
+  --cpu-prof      run each node benchmark once under --cpu-prof (profiles in
+                  bench/out/prof/SECTION/) and print its hottest functions
   -h, --help      this text
 `;
 
@@ -85,6 +89,7 @@ export function parseOptions(argv: string[]): Options {
   let regen = false;
   let file: string | undefined;
   let timeoutSec = 1800;
+  let cpuProf = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--packets') packets = parseCount(a, argv[++i]);
@@ -93,6 +98,7 @@ export function parseOptions(argv: string[]): Options {
     else if (a === '--runs') runs = parseCount(a, argv[++i]);
     else if (a === '--timeout') timeoutSec = parseCount(a, argv[++i]);
     else if (a === '--regen') regen = true;
+    else if (a === '--cpu-prof') cpuProf = true;
     else if (a === '--file') {
       file = argv[++i];
       if (!file) throw new UsageError('--file: missing path');
@@ -114,6 +120,7 @@ export function parseOptions(argv: string[]): Options {
     regen,
     file,
     timeoutSec,
+    cpuProf,
   };
 }
 
@@ -347,6 +354,8 @@ function which(bin: string): string | null {
 interface BenchSpec {
   name: Section;
   title: string;
+  /** A node program: --cpu-prof applies. */
+  node: boolean;
   /** Why it cannot run, or undefined. */
   unavailable(): string | undefined;
   command(cap: CaptureInfo): { cmd: string; args: string[] };
@@ -416,6 +425,7 @@ const BENCHES: BenchSpec[] = [
   {
     name: 'reader',
     title: 'reader (benchReaders)',
+    node: true,
     unavailable: () => (existsSync(READERS_JS) ? undefined : `${rel(READERS_JS)} missing (bench/readers.ts not written or not built)`),
     command: (cap) => ({
       cmd: NODE,
@@ -441,6 +451,7 @@ const BENCHES: BenchSpec[] = [
   {
     name: 'e2e',
     title: 'flowtap analyze, flows to /dev/null',
+    node: true,
     unavailable: flowtapUnavailable,
     command: (cap) => ({ cmd: NODE, args: [FLOWTAP_BIN, 'analyze', cap.path, '--flows', '/dev/null', '--json'] }),
     inspect: (s) => flowtapInspect(s),
@@ -448,6 +459,7 @@ const BENCHES: BenchSpec[] = [
   {
     name: 'ndjson',
     title: 'flowtap analyze, flows to NDJSON file',
+    node: true,
     unavailable: flowtapUnavailable,
     before: () => rmSync(NDJSON_OUT, { force: true }),
     command: (cap) => ({ cmd: NODE, args: [FLOWTAP_BIN, 'analyze', cap.path, '--flows', NDJSON_OUT, '--json'] }),
@@ -467,6 +479,7 @@ const BENCHES: BenchSpec[] = [
     // control socket (with one, it waits for commands after EOF).
     name: 'softflowd',
     title: 'softflowd 1.x -r (C reference)',
+    node: false,
     unavailable: () => (which('softflowd') ? undefined : 'not installed (apt-get install softflowd)'),
     command: (cap) => ({
       cmd: which('softflowd')!,
@@ -489,6 +502,7 @@ const BENCHES: BenchSpec[] = [
     // nfcapd files; expiry pushed past the capture's span like flowtap's 5 min.
     name: 'nfpcapd',
     title: 'nfpcapd -r -w (C reference)',
+    node: false,
     unavailable: () => (which('nfpcapd') ? undefined : 'not installed (apt-get install nfdump)'),
     before: () => {
       rmSync(NFPCAPD_DIR, { recursive: true, force: true });
@@ -522,6 +536,8 @@ interface BenchResult {
     sys_s: number | null;
     peak_rss_mib: number | null;
     exit_code: number | null;
+    /** 1-minute load average just before the run: other work on the machine skews the numbers. */
+    load_before: number;
     packets?: number;
     extra?: Record<string, number | string>;
   }>;
@@ -533,6 +549,15 @@ interface BenchResult {
   cpu_median_s?: number | null;
   packets?: number;
   extra?: Record<string, number | string>;
+}
+
+/** The most telling line of a failed run's output: a thrown error's message, else the last line. */
+function errorLine(text: string): string | undefined {
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !/^Node\.js v\d/.test(l) && !l.startsWith('at '));
+  return lines.find((l) => /^[A-Z]\w*(Error|Exception)\b/.test(l)) ?? lines[lines.length - 1];
 }
 
 function median(xs: number[]): number {
@@ -549,9 +574,22 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
     return { ...res, status: 'not available', reason: why };
   }
   const { cmd, args } = spec.command(cap);
+  const profDir = join(OUT_DIR, 'prof', spec.name);
+  let runs = o.runs;
+  if (o.cpuProf) {
+    if (!spec.node) {
+      log(`${spec.name}: skipped under --cpu-prof (not a node program)`);
+      return { ...res, status: 'not available', reason: 'not a node program (--cpu-prof)' };
+    }
+    rmSync(profDir, { recursive: true, force: true });
+    args.unshift('--cpu-prof', `--cpu-prof-dir=${profDir}`);
+    runs = 1;
+    res.title += ' [--cpu-prof]';
+  }
   res.command = [cmd, ...args].map((a) => (/^[\w./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-  for (let i = 0; i < o.runs; i++) {
+  for (let i = 0; i < runs; i++) {
     spec.before?.();
+    const load = loadavg()[0]!;
     const s = await measure(cmd, args, o.timeoutSec);
     const failed = s.timedOut ? `timed out after ${o.timeoutSec} s` : s.exitCode !== 0 ? `exit status ${s.exitCode ?? s.signal}` : undefined;
     let seen: { packets?: number; extra?: Record<string, number | string> } = {};
@@ -566,7 +604,8 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
     if (bad) {
       const tail = (s.stderr.trim() || s.stdout.trim()).split('\n').slice(-8).join('\n');
       log(`${spec.name} run ${i + 1}: FAILED (${bad})${tail ? `\n${indent(tail)}` : ''}`);
-      return { ...res, status: 'failed', reason: `${bad}${tail ? `: ${tail.split('\n').slice(-2).join(' | ')}` : ''}` };
+      const msg = errorLine(s.stderr) ?? errorLine(s.stdout);
+      return { ...res, status: 'failed', reason: `${bad}${msg ? `: ${msg}` : ''}` };
     }
     const rssMiB = s.maxRssKiB !== null ? s.maxRssKiB / 1024 : null;
     res.runs.push({
@@ -575,15 +614,17 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
       sys_s: s.sys,
       peak_rss_mib: rssMiB !== null ? round(rssMiB, 1) : null,
       exit_code: s.exitCode,
+      load_before: round(load, 2),
       packets: seen.packets,
       extra: seen.extra,
     });
     const pk = cap.packets ?? seen.packets;
     log(
-      `${spec.name} run ${i + 1}/${o.runs}: ${s.wall.toFixed(2)} s` +
+      `${spec.name} run ${i + 1}/${runs}: ${s.wall.toFixed(2)} s` +
         (pk ? `, ${fmtRate(pk / s.wall)} packets/s` : '') +
         (rssMiB !== null ? `, peak RSS ${rssMiB.toFixed(0)} MiB` : '') +
         (s.user !== null && s.sys !== null ? `, cpu ${(s.user + s.sys).toFixed(2)} s` : '') +
+        (load > 0.5 ? ` (load ${load.toFixed(2)} before the run)` : '') +
         (seen.packets !== undefined && cap.packets !== null && seen.packets !== cap.packets ? ` (saw ${seen.packets} packets of ${cap.packets}!)` : ''),
     );
   }
@@ -603,7 +644,44 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
   // numbers the tool reported, from the median run
   const mid = res.runs.find((r) => r.wall_s === res.median_s) ?? res.runs[0]!;
   res.extra = mid.extra;
+  if (o.cpuProf) log(hotFunctions(profDir, spec.name));
   return res;
+}
+
+/** The functions with the most self time in the .cpuprofile files of `dir`. */
+function hotFunctions(dir: string, name: string, top = 15): string {
+  interface Node {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+  }
+  const self = new Map<string, number>();
+  let total = 0;
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  } catch {
+    // none
+  }
+  for (const f of files) {
+    const p = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+    const byId = new Map(p.nodes.map((n) => [n.id, n]));
+    p.samples.forEach((id, i) => {
+      const n = byId.get(id);
+      const dt = p.timeDeltas[i] ?? 0;
+      if (!n) return;
+      const cf = n.callFrame;
+      const where = cf.url ? `${rel(fileURLToPath(cf.url.startsWith('file:') ? cf.url : pathToFileURL(cf.url).href))}:${cf.lineNumber + 1}` : '';
+      const key = `${cf.functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
+      self.set(key, (self.get(key) ?? 0) + dt);
+      total += dt;
+    });
+  }
+  if (total === 0) return `${name}: no profile found in ${rel(dir)}`;
+  const lines = [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, t]) => `  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${(t / 1000).toFixed(0).padStart(7)} ms  ${k}`);
+  return `${name}: hottest functions by self time (${files.length} profile(s) in ${rel(dir)}; open them in Chrome DevTools or speedscope)\n${lines.join('\n')}`;
 }
 
 // ------------------------------------------------------------------ output
@@ -632,14 +710,17 @@ function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
-function table(results: BenchResult[]): string {
+function table(results: BenchResult[], cap: CaptureInfo): string {
   const head = ['benchmark', 'runs', 'median s', 'best s', 'pkt/s median', 'pkt/s best', 'peak RSS MiB', 'cpu s', 'notes'];
   const rows: string[][] = results.map((r) => {
     if (r.status !== 'ok') return [r.title, '-', '-', '-', '-', '-', '-', '-', `${r.status}: ${r.reason ?? ''}`];
     const notes: string[] = [];
     const x = r.extra ?? {};
     if (typeof x.inner_pps === 'number') notes.push(`in-process ${fmtRate(x.inner_pps)} pkt/s`);
-    if (typeof x.flows === 'number') notes.push(`${x.flows} flows`);
+    if (typeof x.flows === 'number') {
+      const expected = cap.generator?.stats.flows;
+      notes.push(`${x.flows} flows` + (expected !== undefined && r.name !== 'softflowd' && x.flows !== expected ? ` (capture has ${expected})` : ''));
+    }
     if (typeof x.flows_unidirectional === 'number') notes.push(`${x.flows_unidirectional} uni-flows`);
     if (typeof x.ndjson_lines === 'number') notes.push(`${x.ndjson_lines} lines`);
     if (typeof x.ndjson_bytes === 'number') notes.push(`${mib(x.ndjson_bytes)} MiB ndjson`);
@@ -711,7 +792,7 @@ export async function main(argv: string[]): Promise<number> {
   const capLine =
     `capture: ${rel(cap.path)}, ${cap.packets ?? '?'} packets, ${mib(cap.bytes)} MiB` +
     (cap.generator ? `, ${cap.generator.stats.flows} flows (${cap.generator.stats.peakActiveFlows} concurrent at peak), seed ${cap.generator.seed}` : '');
-  process.stdout.write(`\n${capLine}\n\n${table(results)}\n`);
+  process.stdout.write(`\n${capLine}\n\n${table(results, cap)}\n`);
 
   const report = {
     date: new Date().toISOString(),
@@ -728,7 +809,8 @@ export async function main(argv: string[]): Promise<number> {
     },
     results,
   };
-  const out = join(OUT_DIR, 'results.json');
+  // a profiled run is not a measurement: keep it apart from results.json
+  const out = join(OUT_DIR, o.cpuProf ? 'results-cpu-prof.json' : 'results.json');
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   process.stdout.write(`\nwrote ${rel(out)}\n`);
   return results.some((r) => r.status === 'failed') ? 1 : 0;
