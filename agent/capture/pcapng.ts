@@ -179,13 +179,17 @@ export class PcapngReader {
       return -1;
     }
 
-    if (type === PCAPNG_EPB) {
-      if (len < EPB_MIN) return this.tooShort(type, len, EPB_MIN, base, p);
-      const id = u32(buf, p + 8, le);
+    if (type === PCAPNG_EPB || type === PCAPNG_PB) {
+      // Enhanced and obsolete packet blocks differ only in the interface id
+      // (32 bits; 16 bits + a drop count); from offset 12 on they are alike.
+      const epb = type === PCAPNG_EPB;
+      const min = epb ? EPB_MIN : PB_MIN;
+      if (len < min) return this.tooShort(type, len, min, base, p);
+      const id = epb ? u32(buf, p + 8, le) : le ? buf[p + 8] | (buf[p + 9] << 8) : (buf[p + 8] << 8) | buf[p + 9];
       if (id >= this.ifIndex.length) return this.undeclared(id, base, p);
       const caplen = u32(buf, p + 20, le);
-      if (caplen > len - EPB_MIN) {
-        this.fail(base + p, 'bad_block', `enhanced packet block: captured length ${caplen} exceeds the block (room for ${len - EPB_MIN})`);
+      if (caplen > len - min) {
+        this.fail(base + p, 'bad_block', `${epb ? 'enhanced packet block' : 'packet block'}: captured length ${caplen} exceeds the block (room for ${len - min})`);
         return -1;
       }
       this.splitTs(u32(buf, p + 12, le), u32(buf, p + 16, le), id);
@@ -202,20 +206,6 @@ export class PcapngReader {
       const snap = this.ifSnap[0];
       if (snap > 0 && snap < caplen) caplen = snap;
       this.sink.packet(buf, p + 12, caplen, orig, this.lastSec, this.lastNsec, this.ifIndex[0]);
-      this.packets++;
-    } else if (type === PCAPNG_PB) {
-      if (len < PB_MIN) return this.tooShort(type, len, PB_MIN, base, p);
-      const id = le ? buf[p + 8] | (buf[p + 9] << 8) : (buf[p + 8] << 8) | buf[p + 9];
-      if (id >= this.ifIndex.length) return this.undeclared(id, base, p);
-      const caplen = u32(buf, p + 20, le);
-      if (caplen > len - PB_MIN) {
-        this.fail(base + p, 'bad_block', `packet block: captured length ${caplen} exceeds the block (room for ${len - PB_MIN})`);
-        return -1;
-      }
-      this.splitTs(u32(buf, p + 12, le), u32(buf, p + 16, le), id);
-      this.lastSec = this.tsSec;
-      this.lastNsec = this.tsNsec;
-      this.sink.packet(buf, p + 28, caplen, u32(buf, p + 24, le), this.tsSec, this.tsNsec, this.ifIndex[id]);
       this.packets++;
     } else if (type === PCAPNG_IDB) {
       if (len < IDB_MIN) return this.tooShort(type, len, IDB_MIN, base, p);
