@@ -3,6 +3,7 @@
  * addresses byte by byte, keys from pre-encoded constants. No string is
  * built per record, so writing a million flow records costs no garbage.
  */
+import { ipv6Group, ipv6ZeroRun, isV4Mapped } from '../parsers/addr.js';
 
 /** Pre-encodes an ASCII constant (JSON keys and punctuation). */
 export function bytesOf(s: string): Uint8Array {
@@ -176,46 +177,26 @@ export class ByteEncoder {
     this.pos = p;
   }
 
-  /** RFC 5952 text of the IPv6 address in words[o..o+3]. */
+  /** RFC 5952 text of the IPv6 address in words[o..o+3] (the same rule as formatIPv6). */
   ipv6(words: ArrayLike<number>, o: number): void {
     this.room(48);
-    const w0 = words[o] >>> 0;
-    const w1 = words[o + 1] >>> 0;
-    const w2 = words[o + 2] >>> 0;
-    const w3 = words[o + 3] >>> 0;
-    if (w0 === 0 && w1 === 0 && w2 === 0xffff) {
+    if (isV4Mapped(words, o)) {
       this.ascii('::ffff:');
-      this.ipv4(w3);
+      this.ipv4(words[o + 3] >>> 0);
       return;
     }
-    const g0 = w0 >>> 16, g1 = w0 & 0xffff, g2 = w1 >>> 16, g3 = w1 & 0xffff;
-    const g4 = w2 >>> 16, g5 = w2 & 0xffff, g6 = w3 >>> 16, g7 = w3 & 0xffff;
-    // Longest run of two or more zero groups; the first on a tie.
-    let best = -1;
-    let bestLen = 1;
-    let run = 0;
-    for (let i = 0; i < 8; i++) {
-      const g = i < 4 ? (i < 2 ? (i === 0 ? g0 : g1) : i === 2 ? g2 : g3) : i < 6 ? (i === 4 ? g4 : g5) : i === 6 ? g6 : g7;
-      if (g === 0) {
-        run++;
-        if (run > bestLen) {
-          bestLen = run;
-          best = i - run + 1;
-        }
-      } else {
-        run = 0;
-      }
-    }
+    const zr = ipv6ZeroRun(words, o);
+    const best = zr < 0 ? -1 : zr >> 4;
+    const end = zr < 0 ? -1 : best + (zr & 15);
     for (let i = 0; i < 8; i++) {
       if (i === best) {
         this.byte(58);
         this.byte(58);
-        i += bestLen - 1;
+        i = end - 1;
         continue;
       }
-      if (i > 0 && i !== best + bestLen) this.byte(58);
-      const g = i < 4 ? (i < 2 ? (i === 0 ? g0 : g1) : i === 2 ? g2 : g3) : i < 6 ? (i === 4 ? g4 : g5) : i === 6 ? g6 : g7;
-      this.hexGroup(g);
+      if (i > 0 && i !== end) this.byte(58);
+      this.hexGroup(ipv6Group(words, o, i));
     }
   }
 }

@@ -68,13 +68,6 @@ export function flowUid(id: number): string {
   return String.fromCharCode(...uidOf(id));
 }
 
-/** Seconds with nanosecond digits, as a JSON number, trailing zeros trimmed. */
-export function secondsText(ns: number): string {
-  const e = new ByteEncoder(64);
-  e.seconds(ns);
-  return e.buf.toString('latin1', 0, e.pos);
-}
-
 export interface RecordContext {
   clock: Clock;
   interfaceName(ifIndex: number): string;

@@ -7,38 +7,57 @@ export function formatIPv4(w: number): string {
   return `${w >>> 24}.${(w >>> 16) & 0xff}.${(w >>> 8) & 0xff}.${w & 0xff}`;
 }
 
-/** RFC 5952 text of an IPv6 address held in words[o..o+3]. */
-export function formatIPv6(words: ArrayLike<number>, o: number): string {
-  const g = new Array<number>(8);
-  for (let i = 0; i < 4; i++) {
-    const w = words[o + i] >>> 0;
-    g[2 * i] = w >>> 16;
-    g[2 * i + 1] = w & 0xffff;
-  }
-  // IPv4-mapped (::ffff:a.b.c.d) is written in mixed notation (RFC 5952 section 5).
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${formatIPv4(words[o + 3] >>> 0)}`;
-  }
-  // Longest run of two or more zero groups; the first one on a tie.
+/** Group i (0..7) of the IPv6 address in words[o..o+3]. */
+export function ipv6Group(words: ArrayLike<number>, o: number, i: number): number {
+  const w = words[o + (i >> 1)] >>> 0;
+  return i & 1 ? w & 0xffff : w >>> 16;
+}
+
+/** True for an IPv4-mapped address (::ffff:a.b.c.d), written in mixed notation (RFC 5952 section 5). */
+export function isV4Mapped(words: ArrayLike<number>, o: number): boolean {
+  return words[o] === 0 && words[o + 1] === 0 && words[o + 2] >>> 0 === 0xffff;
+}
+
+/**
+ * RFC 5952 section 4.2: the run of zero groups that `::` replaces — the
+ * longest of two or more, the first on a tie. Returns (start << 4) | length,
+ * or -1 when there is none.
+ */
+export function ipv6ZeroRun(words: ArrayLike<number>, o: number): number {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
+  let run = 0;
+  for (let i = 0; i < 8; i++) {
+    if (ipv6Group(words, o, i) === 0) {
+      run++;
+      if (run > bestLen) {
+        bestLen = run;
+        best = i - run + 1;
+      }
+    } else {
+      run = 0;
+    }
+  }
+  return best < 0 ? -1 : (best << 4) | bestLen;
+}
+
+/** RFC 5952 text of an IPv6 address held in words[o..o+3]. */
+export function formatIPv6(words: ArrayLike<number>, o: number): string {
+  if (isV4Mapped(words, o)) return `::ffff:${formatIPv4(words[o + 3] >>> 0)}`;
+  const zr = ipv6ZeroRun(words, o);
+  const best = zr < 0 ? -1 : zr >> 4;
+  const end = zr < 0 ? -1 : best + (zr & 15);
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      s += '::';
+      i = end - 1;
       continue;
     }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
+    if (i > 0 && i !== end) s += ':';
+    s += ipv6Group(words, o, i).toString(16);
   }
-  if (best < 0) return g.map((x) => x.toString(16)).join(':');
-  const head = g.slice(0, best).map((x) => x.toString(16)).join(':');
-  const tail = g.slice(best + bestLen).map((x) => x.toString(16)).join(':');
-  return `${head}::${tail}`;
+  return s;
 }
 
 export function formatAddr(version: number, words: ArrayLike<number>, o: number): string {

@@ -297,10 +297,9 @@ export class FlowTable implements LayerSink {
       this.wbucket.byteLength + this.tcp.memoryBytes();
   }
 
-  /** Bytes of memory per flow slot: record, index share, free list, and the TCP tracker's. */
+  /** Bytes of memory per flow slot: record, index share, timer links, free list, and the TCP tracker's. */
   bytesPerSlot(): number {
-    const bytes = this.u32.byteLength + this.index.byteLength + this.free.byteLength + this.wprev.byteLength + this.wnext.byteLength + this.wbucket.byteLength;
-    return bytes / this.capacity + this.tcp.bytesPerSlot();
+    return this.memoryBytes() / this.capacity;
   }
 
   // ---------------------------------------------------------------- hashing

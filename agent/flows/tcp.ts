@@ -287,7 +287,7 @@ export class TcpTracker {
 
   /** Bytes of tracker memory per flow slot: the slot map plus the records in use or pooled, shared out (the overflow map of long histories not included). */
   bytesPerSlot(): number {
-    return (this.rec.byteLength + this.freeRec.byteLength + this.u8.byteLength) / Math.max(1, this.capacity);
+    return this.memoryBytes() / Math.max(1, this.capacity);
   }
 
   /** Grow the slot map to newCapacity flow slots, keeping slots [0, oldCapacity). */
