@@ -788,7 +788,6 @@ export class FlowtapMetrics {
    * flows now (default: when `topWindowSeconds` have passed since the last time).
    */
   collect(now?: number, opts: { refreshTop?: boolean } = {}): MetricFamily[] {
-    const p = this.p;
     const t = this.table;
     const at = now ?? (t.clock > -Infinity ? t.clock : 0);
     const pass = this.beginPass(at, opts.refreshTop ?? this.topDue(at));

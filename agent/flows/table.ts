@@ -583,7 +583,6 @@ export class FlowTable implements LayerSink {
 
   /** Table full: ends the flow nearest to its deadline (fixing stale wheel positions on the way). */
   private evict(): void {
-    const u = this.u32;
     for (let n = 0, tick = this.cursor; n < 2 * WHEEL; n++, tick++) {
       const bucket = tick & WHEEL_MASK;
       const limit = (tick + 1) * TICK_NS;
