@@ -173,7 +173,8 @@ export function parseAnalyzeArgs(args: string[]): AnalyzeConfig {
 
 export interface AnalyzeResult {
   pipeline: Pipeline;
-  summary: Summary;
+  /** The run summary; absent with --quiet, which prints none (its top-hosts aggregation is not free). */
+  summary?: Summary;
   files: ReadResult[];
   /** 0 complete, 1 some input damaged. */
   status: number;
@@ -203,8 +204,8 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
   }
   const popts = { maxFlows: cfg.maxFlows, timeouts: cfg.timeouts, localNets };
   const pipeline = hooks.makePipeline ? hooks.makePipeline(popts) : new Pipeline(popts);
-  const summary = new Summary();
-  pipeline.onFlowReport(summary.listener);
+  const summary = cfg.quiet ? undefined : new Summary();
+  if (summary) pipeline.onFlowReport(summary.listener);
   let writer: LineWriter | undefined;
   if (cfg.flows !== undefined) writer = new LineWriter(cfg.flows);
   const onLine = hooks.onLine;
@@ -307,7 +308,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const cfg = parseAnalyzeArgs(rest);
     const res = await analyze(cfg);
-    if (!cfg.quiet) {
+    if (res.summary) {
       const out = cfg.json ? JSON.stringify(res.summary.toJSON(res.pipeline, res.files)) + '\n' : res.summary.toText(res.pipeline, res.files);
       // With flow records on stdout, the summary goes to stderr so stdout stays NDJSON.
       if (cfg.flows === '-') process.stderr.write(out);
