@@ -16,7 +16,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  BIN, ROOT, build, delNetns, httpGet, killAll, netns, parseProm, procStatus, readNdjson, requirePrereqs, sh, sleep, start, startFlowtap, sum,
+  BIN, ROOT, build, delNetns, httpGet, killAll, netns, parseProm, procStatus, readNdjson, requirePrereqs, sh, sleep, start, startFlowtap, sum, unprivilegedBin,
 } from './run-helpers.js';
 
 const PID = process.pid;
@@ -202,7 +202,7 @@ describe('least privilege', () => {
     const flows = join(dir, 'priv.ndjson');
     const prefix = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
       '--inh-caps=-all,+net_raw', '--ambient-caps=-all,+net_raw', '--bounding-set=-all,+net_raw'];
-    const ft = await startFlowtap(P, ['-i', 'fta', '--listen', '127.0.0.1:0', '--flows', flows], { prefix });
+    const ft = await startFlowtap(P, ['-i', 'fta', '--listen', '127.0.0.1:0', '--flows', flows], { prefix, bin: unprivilegedBin() });
     const st = procStatus(ft.pid);
     expect(st.uid).toBe(65534);
     expect(st.capEff).toBe(1n << 13n); // CAP_NET_RAW and nothing else
@@ -283,7 +283,8 @@ describe('capture objects and the garbage collector', () => {
 
 describe('start-up errors: one line with the fix', () => {
   async function fails(ns: string | undefined, args: string[], prefix: string[] = []): Promise<{ code: number | null; line: string }> {
-    const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), ...prefix, process.execPath, BIN, 'run', ...args];
+    // Run as another user (a prefix), it needs a copy it can read.
+    const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), ...prefix, process.execPath, prefix.length > 0 ? unprivilegedBin() : BIN, 'run', ...args];
     const p = start(cmd[0], cmd.slice(1));
     const exit = await p.exited;
     const lines = p.stderr().split('\n').filter((l) => l !== '');

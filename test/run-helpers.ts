@@ -7,8 +7,9 @@
  * it; processes are ended by their PID only.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, closeSync, cpSync, rmSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -198,11 +199,34 @@ export async function killAll(): Promise<void> {
   await Promise.all(started.splice(0).map((p) => p.stop('SIGKILL', 1000)));
 }
 
-/** `flowtap run ARGS` in namespace `ns` (or here), with its startup line parsed. */
-export async function startFlowtap(ns: string | undefined, args: string[], opts: { prefix?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<Proc & { port: number }> {
+let runtimeBin: string | undefined;
+
+/**
+ * A copy of what `flowtap` needs at run time (bin/, dist/, package.json and
+ * the production dependencies in node_modules), in a directory everyone may
+ * read, for tests that run it as an unprivileged user: the checkout itself
+ * may sit under a private directory (`mktemp -d` makes mode 0700). Returns
+ * the copy's bin/flowtap.js; made once per test process.
+ */
+export function unprivilegedBin(): string {
+  if (runtimeBin) return runtimeBin;
+  const to = mkdtempSync(join(tmpdir(), 'ft-runtime-'));
+  chmodSync(to, 0o755);
+  process.once('exit', () => rmSync(to, { recursive: true, force: true }));
+  const deps = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8' })
+    .split('\n').map((l) => l.trim()).filter((l) => l !== '' && l !== ROOT.replace(/\/$/, ''));
+  for (const part of ['bin', 'dist', 'package.json', ...deps.map((d) => relative(ROOT, d))]) {
+    cpSync(join(ROOT, part), join(to, part), { recursive: true });
+  }
+  return (runtimeBin = join(to, 'bin', 'flowtap.js'));
+}
+
+/** `flowtap run ARGS` in namespace `ns` (or here), with its startup line parsed. `bin`: another copy of bin/flowtap.js. */
+export async function startFlowtap(ns: string | undefined, args: string[], opts: { prefix?: string[]; env?: NodeJS.ProcessEnv; bin?: string } = {}): Promise<Proc & { port: number }> {
+  const bin = opts.bin ?? BIN;
   const prefix = [...(ns ? ['ip', 'netns', 'exec', ns] : []), ...(opts.prefix ?? [])];
-  const argv = [...prefix.slice(1), process.execPath, BIN, 'run', ...args];
-  const p = prefix.length > 0 ? start(prefix[0], argv, opts.env) : start(process.execPath, [BIN, 'run', ...args], opts.env);
+  const argv = [...prefix.slice(1), process.execPath, bin, 'run', ...args];
+  const p = prefix.length > 0 ? start(prefix[0], argv, opts.env) : start(process.execPath, [bin, 'run', ...args], opts.env);
   const m = await p.waitFor(/metrics on http:\/\/[^ ]+:(\d+)\/metrics/);
   return Object.assign(p, { port: Number(m[1]) });
 }
