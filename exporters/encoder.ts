@@ -12,13 +12,38 @@ export function bytesOf(s: string): Uint8Array {
 
 const HEX = bytesOf('0123456789abcdef');
 
+/** Writes a constant at the encoder's position (see {@link constWriter}). */
+export type ConstWriter = (e: ByteEncoder) => void;
+
+/**
+ * Compiles an ASCII constant (a JSON key with its punctuation) into a
+ * writer that stores it four bytes at a time with the bytes as immediates:
+ * about 4 ns for a 20-byte key where a byte loop over an array takes 20-35.
+ * A record writes some 40 of them. The last store may spill up to 3 bytes
+ * past the constant, inside the room reserved and overwritten next.
+ */
+export function constWriter(s: string): ConstWriter {
+  const b = bytesOf(s);
+  let body = `e.room(${b.length + 4});\nconst dv = e.dv;\nconst p = e.pos;\n`;
+  for (let i = 0; i < b.length; i += 4) {
+    let w = 0;
+    for (let j = 0; j < 4 && i + j < b.length; j++) w |= b[i + j] << (8 * j);
+    body += `dv.setInt32(p + ${i}, ${w | 0}, true);\n`;
+  }
+  body += `e.pos = p + ${b.length};`;
+  return new Function('e', body) as ConstWriter;
+}
+
 export class ByteEncoder {
   buf: Buffer;
+  /** A view of `buf` for word stores (constWriter). */
+  dv: DataView;
   pos = 0;
   private readonly digits = new Uint8Array(24);
 
   constructor(size = 1 << 20, private readonly onFull: (enc: ByteEncoder) => void = (e) => e.grow()) {
     this.buf = Buffer.allocUnsafe(size);
+    this.dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   /** Makes room for `n` more bytes: flushes (or grows) when needed. */
@@ -33,6 +58,7 @@ export class ByteEncoder {
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
+    this.dv = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   raw(b: Uint8Array): void {
@@ -54,6 +80,21 @@ export class ByteEncoder {
     const buf = this.buf;
     if (n < 10) {
       buf[this.pos++] = 48 + n;
+      return;
+    }
+    if (n < 2147483648) {
+      // Int32 arithmetic (division by 10 becomes a multiply), digits written from the end.
+      let v = n | 0;
+      const len = v < 100 ? 2 : v < 1000 ? 3 : v < 10000 ? 4 : v < 100000 ? 5 : v < 1000000 ? 6 :
+        v < 10000000 ? 7 : v < 100000000 ? 8 : v < 1000000000 ? 9 : 10;
+      let p = this.pos + len;
+      this.pos = p;
+      while (v >= 10) {
+        const q = (v / 10) | 0;
+        buf[--p] = 48 + v - q * 10;
+        v = q;
+      }
+      buf[--p] = 48 + v;
       return;
     }
     const d = this.digits;
@@ -78,38 +119,46 @@ export class ByteEncoder {
   seconds(ns: number): void {
     if (!(ns >= 0)) ns = 0;
     this.room(40);
-    const whole = Math.floor(ns / 1e9);
+    let whole = Math.floor(ns / 1e9);
     let frac = Math.round(ns - whole * 1e9);
+    if (frac >= 1e9) {
+      whole++;
+      frac -= 1e9;
+    }
     this.uint(whole);
     if (frac === 0) return;
+    let f = frac | 0;
     let width = 9;
-    while (frac % 10 === 0) {
-      frac /= 10;
+    for (;;) {
+      const q = (f / 10) | 0;
+      if (f !== q * 10) break;
+      f = q;
       width--;
     }
-    this.byte(46);
     const buf = this.buf;
-    let p = this.pos + width;
+    buf[this.pos] = 46;
+    let p = this.pos + 1 + width;
     this.pos = p;
     for (let i = 0; i < width; i++) {
-      const q = Math.floor(frac / 10);
-      buf[--p] = 48 + (frac - q * 10);
-      frac = q;
+      const q = (f / 10) | 0;
+      buf[--p] = 48 + f - q * 10;
+      f = q;
     }
   }
 
-  /** Epoch seconds `sec` plus `ns` nanoseconds, always with 9 decimals. */
+  /** Epoch seconds `sec` plus `ns` nanoseconds (0 <= ns < 1e9), always with 9 decimals. */
   epoch(sec: number, ns: number): void {
     this.room(40);
     this.uint(sec);
-    this.byte(46);
     const buf = this.buf;
-    let p = this.pos + 9;
+    buf[this.pos] = 46;
+    let p = this.pos + 10;
     this.pos = p;
+    let f = ns | 0;
     for (let i = 0; i < 9; i++) {
-      const q = Math.floor(ns / 10);
-      buf[--p] = 48 + (ns - q * 10);
-      ns = q;
+      const q = (f / 10) | 0;
+      buf[--p] = 48 + f - q * 10;
+      f = q;
     }
   }
 

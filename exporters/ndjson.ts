@@ -5,7 +5,7 @@
  * Every field is documented in docs/flows.md.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { ByteEncoder, bytesOf } from './encoder.js';
+import { ByteEncoder, bytesOf, constWriter } from './encoder.js';
 import { PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../parsers/packet.js';
 import { DIRECTIONS, DIR_UNKNOWN, END_PRESSURE, type FlowTable } from '../agent/flows/table.js';
 import { connStateNonTcp } from '../agent/flows/tcp.js';
@@ -29,43 +29,49 @@ function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-const uidBytes = new Uint8Array(18);
-
 /**
- * Zeek-style connection uid ("C" + 17 base62 characters) of a flow id,
- * into `uidBytes`. Derived from the id, so a replay gives the same uids; the
- * first six characters are the base62 digits of a bijection of the id's low
- * 32 bits, so uids are unique among the first 2^32 flows of a run.
+ * Writes the Zeek-style connection uid ("C" + 17 base62 characters) of a
+ * flow id into out[o, o + 18). Derived from the id, so a replay gives the
+ * same uids; the first six characters are the base62 digits of a bijection
+ * of the id's low 32 bits, so uids are unique among the first 2^32 flows of
+ * a run.
  */
-function uidOf(id: number): Uint8Array {
+function putUid(out: Uint8Array, o: number, id: number): void {
   const lo = id >>> 0;
   const hi = Math.floor(id / 4294967296) >>> 0;
   let w0 = mix32(lo ^ 0x5bd1e995);
   let w1 = mix32(w0 ^ hi ^ 0x68e31da4);
   let w2 = mix32(w1 + 0x1b56c4e9);
-  const out = uidBytes;
-  out[0] = 67; // C
+  out[o] = 67; // C
   for (let i = 1; i <= 6; i++) {
     const q = Math.floor(w0 / 62);
-    out[i] = B62[w0 - q * 62];
+    out[o + i] = B62[w0 - q * 62];
     w0 = q;
   }
   for (let i = 7; i <= 12; i++) {
     const q = Math.floor(w1 / 62);
-    out[i] = B62[w1 - q * 62];
+    out[o + i] = B62[w1 - q * 62];
     w1 = q;
   }
   for (let i = 13; i <= 17; i++) {
     const q = Math.floor(w2 / 62);
-    out[i] = B62[w2 - q * 62];
+    out[o + i] = B62[w2 - q * 62];
     w2 = q;
   }
-  return out;
 }
+
+function uid(e: ByteEncoder, id: number): void {
+  e.room(18);
+  putUid(e.buf, e.pos, id);
+  e.pos += 18;
+}
+
+const uidBytes = new Uint8Array(18);
 
 /** The uid of a flow id as text. */
 export function flowUid(id: number): string {
-  return String.fromCharCode(...uidOf(id));
+  putUid(uidBytes, 0, id);
+  return String.fromCharCode(...uidBytes);
 }
 
 export interface RecordContext {
@@ -76,53 +82,53 @@ export interface RecordContext {
 }
 
 // Keys and punctuation, pre-encoded.
-const K_TS = bytesOf('{"ts":');
-const K_UID = bytesOf(',"uid":"');
-const K_ORIG_H = bytesOf('","id.orig_h":"');
-const K_ORIG_P = bytesOf('","id.orig_p":');
-const K_RESP_H = bytesOf(',"id.resp_h":"');
-const K_RESP_P = bytesOf('","id.resp_p":');
-const K_PROTO = bytesOf(',"proto":"');
-const K_IP_PROTO = bytesOf('","ip_proto":');
-const K_DURATION_Q = bytesOf('","duration":');
-const K_DURATION = bytesOf(',"duration":');
-const K_ORIG_BYTES = bytesOf(',"orig_bytes":');
-const K_RESP_BYTES = bytesOf(',"resp_bytes":');
-const K_ORIG_PKTS = bytesOf(',"orig_pkts":');
-const K_ORIG_IP = bytesOf(',"orig_ip_bytes":');
-const K_RESP_PKTS = bytesOf(',"resp_pkts":');
-const K_RESP_IP = bytesOf(',"resp_ip_bytes":');
-const K_ORIG_WIRE = bytesOf(',"orig_wire_bytes":');
-const K_RESP_WIRE = bytesOf(',"resp_wire_bytes":');
-const K_CONN_STATE = bytesOf(',"conn_state":"');
-const K_HISTORY = bytesOf('","history":"');
-const K_HISTORY_ONLY = bytesOf(',"history":"');
+const K_TS = constWriter('{"ts":');
+const K_UID = constWriter(',"uid":"');
+const K_ORIG_H = constWriter('","id.orig_h":"');
+const K_ORIG_P = constWriter('","id.orig_p":');
+const K_RESP_H = constWriter(',"id.resp_h":"');
+const K_RESP_P = constWriter('","id.resp_p":');
+const K_PROTO = constWriter(',"proto":"');
+const K_IP_PROTO = constWriter('","ip_proto":');
+const K_DURATION_Q = constWriter('","duration":');
+const K_DURATION = constWriter(',"duration":');
+const K_ORIG_BYTES = constWriter(',"orig_bytes":');
+const K_RESP_BYTES = constWriter(',"resp_bytes":');
+const K_ORIG_PKTS = constWriter(',"orig_pkts":');
+const K_ORIG_IP = constWriter(',"orig_ip_bytes":');
+const K_RESP_PKTS = constWriter(',"resp_pkts":');
+const K_RESP_IP = constWriter(',"resp_ip_bytes":');
+const K_ORIG_WIRE = constWriter(',"orig_wire_bytes":');
+const K_RESP_WIRE = constWriter(',"resp_wire_bytes":');
+const K_CONN_STATE = constWriter(',"conn_state":"');
+const K_HISTORY = constWriter('","history":"');
+const K_HISTORY_ONLY = constWriter(',"history":"');
 const Q = 34;
 const TCP_KEYS = [
   ',"orig_syn":', ',"orig_fin":', ',"orig_rst":', ',"resp_syn":', ',"resp_fin":', ',"resp_rst":',
   ',"orig_retrans_pkts":', ',"orig_retrans_bytes":', ',"resp_retrans_pkts":', ',"resp_retrans_bytes":',
   ',"orig_ooo_pkts":', ',"resp_ooo_pkts":', ',"orig_dup_acks":', ',"resp_dup_acks":',
   ',"orig_zero_win":', ',"resp_zero_win":', ',"missed_bytes":',
-].map(bytesOf);
-const K_RTT1 = bytesOf(',"rtt_syn_synack":');
-const K_RTT2 = bytesOf(',"rtt_synack_ack":');
-const K_RTT = bytesOf(',"rtt_handshake":');
-const K_VLAN = bytesOf(',"vlan":');
-const K_INNER_VLAN = bytesOf(',"inner_vlan":');
-const K_PARENTS = bytesOf(',"tunnel_parents":["');
-const K_PARENTS_END = bytesOf('"]');
-const K_DIRECTION = bytesOf(',"direction":"');
-const K_LOCAL_ORIG = bytesOf('","local_orig":');
-const K_LOCAL_RESP = bytesOf(',"local_resp":');
-const K_PID = bytesOf(',"pid":');
-const K_PROCESS = bytesOf(',"process":');
-const K_INTERFACE = bytesOf(',"interface":');
-const K_FINAL_TRUE = bytesOf(',"final":true');
-const K_FINAL_FALSE = bytesOf(',"final":false');
-const K_EVICTED = bytesOf(',"evicted":true');
-const TRUE = bytesOf('true');
-const FALSE = bytesOf('false');
-const DIR_BYTES = DIRECTIONS.map(bytesOf);
+].map(constWriter);
+const K_RTT1 = constWriter(',"rtt_syn_synack":');
+const K_RTT2 = constWriter(',"rtt_synack_ack":');
+const K_RTT = constWriter(',"rtt_handshake":');
+const K_VLAN = constWriter(',"vlan":');
+const K_INNER_VLAN = constWriter(',"inner_vlan":');
+const K_PARENTS = constWriter(',"tunnel_parents":["');
+const K_PARENTS_END = constWriter('"]');
+const K_DIRECTION = constWriter(',"direction":"');
+const K_LOCAL_ORIG = constWriter('","local_orig":');
+const K_LOCAL_RESP = constWriter(',"local_resp":');
+const K_PID = constWriter(',"pid":');
+const K_PROCESS = constWriter(',"process":');
+const K_INTERFACE = constWriter(',"interface":');
+const K_FINAL_TRUE = constWriter(',"final":true');
+const K_FINAL_FALSE = constWriter(',"final":false');
+const K_EVICTED = constWriter(',"evicted":true');
+const TRUE = constWriter('true');
+const FALSE = constWriter('false');
+const DIR_BYTES = DIRECTIONS.map(constWriter);
 
 /** Appends the NDJSON record of one flow report, newline included, to `e`. Fields: docs/flows.md. */
 export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, reason: number, final: boolean, ctx: RecordContext): void {
@@ -132,87 +138,89 @@ export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, re
   const proto = table.proto(s);
   const first = table.first(s);
   const clock = ctx.clock;
-  e.raw(K_TS);
+  K_TS(e);
   if (clock.base === clock.base) {
     const whole = Math.floor(first / 1e9);
-    e.epoch(clock.base + whole, Math.round(first - whole * 1e9));
+    const frac = Math.round(first - whole * 1e9);
+    if (frac >= 1e9) e.epoch(clock.base + whole + 1, frac - 1e9);
+    else e.epoch(clock.base + whole, frac);
   } else e.byte(48);
-  e.raw(K_UID);
-  e.raw(uidOf(table.flowId(s)));
-  e.raw(K_ORIG_H);
+  K_UID(e);
+  uid(e, table.flowId(s));
+  K_ORIG_H(e);
   const oo = table.addrOffset(s, true);
   const ro = table.addrOffset(s, false);
   if (version === 4) e.ipv4(u[oo + 3]);
   else e.ipv6(u, oo);
-  e.raw(K_ORIG_P);
+  K_ORIG_P(e);
   e.uint(table.port(s, true));
-  e.raw(K_RESP_H);
+  K_RESP_H(e);
   if (version === 4) e.ipv4(u[ro + 3]);
   else e.ipv6(u, ro);
-  e.raw(K_RESP_P);
+  K_RESP_P(e);
   e.uint(table.port(s, false));
-  e.raw(K_PROTO);
+  K_PROTO(e);
   const pname = protoName(proto);
   e.ascii(pname);
   if (pname === 'unknown_transport') {
-    e.raw(K_IP_PROTO);
+    K_IP_PROTO(e);
     e.uint(proto);
-    e.raw(K_DURATION);
+    K_DURATION(e);
   } else {
-    e.raw(K_DURATION_Q);
+    K_DURATION_Q(e);
   }
   e.seconds(table.last(s) - first);
   const op = table.pkts(s, true);
   const rp = table.pkts(s, false);
-  e.raw(K_ORIG_BYTES);
+  K_ORIG_BYTES(e);
   e.uint(table.payloadBytes(s, true));
-  e.raw(K_RESP_BYTES);
+  K_RESP_BYTES(e);
   e.uint(table.payloadBytes(s, false));
-  e.raw(K_ORIG_PKTS);
+  K_ORIG_PKTS(e);
   e.uint(op);
-  e.raw(K_ORIG_IP);
+  K_ORIG_IP(e);
   e.uint(table.ipBytes(s, true));
-  e.raw(K_RESP_PKTS);
+  K_RESP_PKTS(e);
   e.uint(rp);
-  e.raw(K_RESP_IP);
+  K_RESP_IP(e);
   e.uint(table.ipBytes(s, false));
-  e.raw(K_ORIG_WIRE);
+  K_ORIG_WIRE(e);
   e.uint(table.wireBytes(s, true));
-  e.raw(K_RESP_WIRE);
+  K_RESP_WIRE(e);
   e.uint(table.wireBytes(s, false));
-  e.raw(K_CONN_STATE);
+  K_CONN_STATE(e);
   if (proto === PROTO_TCP) {
     const tcp = table.tcp;
     e.ascii(tcp.connState(s));
-    e.raw(K_HISTORY);
+    K_HISTORY(e);
     e.ascii(tcp.history(s));
     e.byte(Q);
     const k = TCP_KEYS;
-    e.raw(k[0]); e.uint(tcp.syns(s, true));
-    e.raw(k[1]); e.uint(tcp.fins(s, true));
-    e.raw(k[2]); e.uint(tcp.resets(s, true));
-    e.raw(k[3]); e.uint(tcp.syns(s, false));
-    e.raw(k[4]); e.uint(tcp.fins(s, false));
-    e.raw(k[5]); e.uint(tcp.resets(s, false));
-    e.raw(k[6]); e.uint(tcp.retransPkts(s, true));
-    e.raw(k[7]); e.uint(tcp.retransBytes(s, true));
-    e.raw(k[8]); e.uint(tcp.retransPkts(s, false));
-    e.raw(k[9]); e.uint(tcp.retransBytes(s, false));
-    e.raw(k[10]); e.uint(tcp.oooPkts(s, true));
-    e.raw(k[11]); e.uint(tcp.oooPkts(s, false));
-    e.raw(k[12]); e.uint(tcp.dupAcks(s, true));
-    e.raw(k[13]); e.uint(tcp.dupAcks(s, false));
-    e.raw(k[14]); e.uint(tcp.zeroWin(s, true));
-    e.raw(k[15]); e.uint(tcp.zeroWin(s, false));
-    e.raw(k[16]); e.uint(tcp.missedBytes(s));
+    k[0](e); e.uint(tcp.syns(s, true));
+    k[1](e); e.uint(tcp.fins(s, true));
+    k[2](e); e.uint(tcp.resets(s, true));
+    k[3](e); e.uint(tcp.syns(s, false));
+    k[4](e); e.uint(tcp.fins(s, false));
+    k[5](e); e.uint(tcp.resets(s, false));
+    k[6](e); e.uint(tcp.retransPkts(s, true));
+    k[7](e); e.uint(tcp.retransBytes(s, true));
+    k[8](e); e.uint(tcp.retransPkts(s, false));
+    k[9](e); e.uint(tcp.retransBytes(s, false));
+    k[10](e); e.uint(tcp.oooPkts(s, true));
+    k[11](e); e.uint(tcp.oooPkts(s, false));
+    k[12](e); e.uint(tcp.dupAcks(s, true));
+    k[13](e); e.uint(tcp.dupAcks(s, false));
+    k[14](e); e.uint(tcp.zeroWin(s, true));
+    k[15](e); e.uint(tcp.zeroWin(s, false));
+    k[16](e); e.uint(tcp.missedBytes(s));
     const a = tcp.rttSynSynAckNs(s);
     if (a === a) {
       const b = tcp.rttSynAckAckNs(s);
-      e.raw(K_RTT1);
+      K_RTT1(e);
       e.seconds(a);
-      e.raw(K_RTT2);
+      K_RTT2(e);
       e.seconds(b);
-      e.raw(K_RTT);
+      K_RTT(e);
       e.seconds(a + b);
     }
   } else {
@@ -221,7 +229,7 @@ export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, re
     if (proto === PROTO_UDP) {
       const hist = table.udpHistory(s);
       if (hist) {
-        e.raw(K_HISTORY_ONLY);
+        K_HISTORY_ONLY(e);
         e.ascii(hist);
         e.byte(Q);
       }
@@ -229,41 +237,41 @@ export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, re
   }
   const vlan = table.vlan(s);
   if (vlan !== 0) {
-    e.raw(K_VLAN);
+    K_VLAN(e);
     e.uint(vlan >>> 12);
     if ((vlan & 0xfff) !== 0) {
-      e.raw(K_INNER_VLAN);
+      K_INNER_VLAN(e);
       e.uint(vlan & 0xfff);
     }
   }
   const parent = table.parentId(s);
   if (parent >= 0) {
-    e.raw(K_PARENTS);
-    e.raw(uidOf(parent));
-    e.raw(K_PARENTS_END);
+    K_PARENTS(e);
+    uid(e, parent);
+    K_PARENTS_END(e);
   }
   const dir = table.direction(s);
-  e.raw(K_DIRECTION);
-  e.raw(DIR_BYTES[dir]);
+  K_DIRECTION(e);
+  DIR_BYTES[dir](e);
   if (dir !== DIR_UNKNOWN) {
-    e.raw(K_LOCAL_ORIG);
-    e.raw(table.isLocal(s, true) ? TRUE : FALSE);
-    e.raw(K_LOCAL_RESP);
-    e.raw(table.isLocal(s, false) ? TRUE : FALSE);
+    K_LOCAL_ORIG(e);
+    (table.isLocal(s, true) ? TRUE : FALSE)(e);
+    K_LOCAL_RESP(e);
+    (table.isLocal(s, false) ? TRUE : FALSE)(e);
   } else {
     e.byte(Q);
   }
   const proc = ctx.processOf?.(table, s);
   if (proc) {
-    e.raw(K_PID);
+    K_PID(e);
     e.uint(proc.pid);
-    e.raw(K_PROCESS);
+    K_PROCESS(e);
     e.string(proc.comm);
   }
-  e.raw(K_INTERFACE);
+  K_INTERFACE(e);
   e.string(ctx.interfaceName(table.ifIndex(s)));
-  e.raw(final ? K_FINAL_TRUE : K_FINAL_FALSE);
-  if (reason === END_PRESSURE) e.raw(K_EVICTED);
+  (final ? K_FINAL_TRUE : K_FINAL_FALSE)(e);
+  if (reason === END_PRESSURE) K_EVICTED(e);
   e.byte(125);
   e.byte(10);
 }
