@@ -8,10 +8,16 @@
  * touches only
  *  - one entry of the open-addressing index (Int32, linear probing,
  *    backward-shift deletion, load factor <= 1/2), and
- *  - its flow's record: one 192-byte block holding the key, the hash, the
- *    counters, the times and the timer links (three adjacent cache lines),
- *    read through a Uint32Array and a Float64Array over the same buffer,
- * plus the TCP tracker's state for TCP.
+ *  - its flow's record: one 160-byte block holding the key, the hash, the
+ *    counters and the times, read through a Uint32Array and a Float64Array
+ *    over the same buffer; what a packet updates (key, meta, last time,
+ *    counters) is the first 128 bytes,
+ * plus the TCP tracker's state for TCP. Forwarded-copy signatures live in
+ * arrays of their own, allocated only for inputs that can hold copies.
+ *
+ * Memory grows with the live flows: the table starts at 64 Ki slots and
+ * grows by a quarter (doubling while small), so at most a fifth of the
+ * slots are spare after a growth step.
  *
  * Lifetime runs on packet time only, through a timing wheel (4096 buckets of
  * 250 ms): each flow sits in the bucket of its earliest possible deadline
@@ -31,12 +37,15 @@ import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
 import { TcpTracker } from './tcp.js';
 import { LocalNets, isLoopback } from './localnets.js';
+import { nextCapacity } from './growth.js';
+
+export { nextCapacity };
 
 /** Key words: addr A (4), addr B (4), ports (A << 16 | B), (vlan << 8) | proto, IP version. */
 export const KEY_WORDS = 11;
 
-// ---- record layout: 192 bytes = 48 u32 = 24 f64 ----
-export const REC_BYTES = 192;
+// ---- record layout: 160 bytes = 40 u32 = 20 f64 ----
+export const REC_BYTES = 160;
 export const REC_U32 = REC_BYTES >> 2;
 export const REC_F64 = REC_BYTES >> 3;
 // u32 words (0..10 are the key)
@@ -44,33 +53,36 @@ export const R_HASH = 11;
 /**
  * bit 0 origin is A, bit 1 live, bits 2-4 class, bits 5-7 depth, bit 8 local
  * nets were known at creation, bit 9 originator local, bit 10 responder
- * local, bit 11 a forwarded copy was seen, bit 12 seen on a loopback device.
+ * local, bit 11 a forwarded copy was seen, bit 12 seen on a loopback device,
+ * bits 13-15 non-TCP history (Zeek's UDP letters): D (originator data),
+ * d (responder data), d came first.
  */
-export const R_META = 14;
-/** Capture interface index. */
-export const R_IFB = 15;
-/** SLL packet types seen (bit per type): byte 0 from the originator, byte 1 from the responder. */
-export const R_SLL = 16;
-/** Non-TCP history (Zeek's UDP letters): bit 0 D (originator data), bit 1 d (responder data), bit 2 d came first. */
-const R_HIST = 12;
+export const R_META = 12;
 /**
- * Forwarded-copy detection: signatures of the last two counted packets from
- * the originator (17, 20) and the responder (18, 21), and where each was seen
- * (19: one byte each, in the order o0 r0 o1 r1; 0x80 | (ifIndex & 15) << 3 | (SLL type + 1)).
+ * Capture interface index (low 16 bits) and the SLL packet types seen (bit
+ * per type): byte 2 from the originator, byte 3 from the responder.
  */
-const R_SIG = 17;
-const R_SIG_OLD = 20;
-const R_WHERE = 19;
-// f64 words
-export const F_FIRST = 12;
-export const F_LAST = 13;
-export const F_REPORT = 14;
-export const F_PKTS = 15; // +0 orig, +1 resp
-export const F_IP = 17;
-export const F_WIRE = 19;
-export const F_PAY = 21;
-export const F_ID = 23;
-export const F_PARENT = 11;
+const R_IFSLL = 13;
+const HIST_SHIFT = 13;
+// f64 words: the ones a packet updates first, right after the u32 words
+export const F_LAST = 7;
+export const F_PKTS = 8; // +0 orig, +1 resp
+export const F_IP = 10;
+export const F_WIRE = 12;
+export const F_PAY = 14;
+export const F_FIRST = 16;
+export const F_REPORT = 17;
+export const F_ID = 18;
+export const F_PARENT = 19;
+
+/**
+ * Forwarded-copy detection, per slot in `sigs` (4 words): signatures of the
+ * last two counted packets from the originator (0, 2) and the responder
+ * (1, 3); in `wheres` where each was seen (one byte each, in the order o0 r0
+ * o1 r1; 0x80 | (ifIndex & 15) << 3 | (SLL type + 1)).
+ */
+const SIG_WORDS = 4;
+const SIG_OLD = 2;
 
 const META_ORIG_A = 1;
 const META_LIVE = 2;
@@ -88,7 +100,7 @@ export const DIR_FORWARDED = 3;
 export const DIR_LOCAL = 4;
 export const DIRECTIONS = ['unknown', 'inbound', 'outbound', 'forwarded', 'local'] as const;
 
-// SLL packet types (bits of R_SLL)
+// SLL packet types (bits of the SLL bytes of R_IFSLL)
 const SLL_RECEIVED = (1 << 0) | (1 << 1) | (1 << 2); // host, broadcast, multicast: the destination is this host
 const SLL_OTHERHOST = 1 << 3;
 const SLL_OUTGOING = 1 << 4;
@@ -178,6 +190,9 @@ function signature(p: Packet): number {
   return (h ^ (h >>> 15)) >>> 0;
 }
 
+/** Slots of a new table. */
+const INITIAL_CAPACITY = 65536;
+
 const WHEEL_BITS = 12;
 const WHEEL = 1 << WHEEL_BITS;
 const WHEEL_MASK = WHEEL - 1;
@@ -198,6 +213,9 @@ export class FlowTable implements LayerSink {
   /** Flow records (see the layout constants), two views of one buffer. */
   u32!: Uint32Array;
   f64!: Float64Array;
+  /** Forwarded-copy signatures and where they were seen (only while `dedupe` is on; see SIG_WORDS). */
+  private sigs = new Uint32Array(0);
+  private wheres = new Uint32Array(0);
   /** Index entries: [slot + 1, hash] pairs (0 = empty), so probing and deletion never touch records. */
   private index!: Uint32Array;
   private indexMask = 0;
@@ -233,7 +251,20 @@ export class FlowTable implements LayerSink {
    * hold them: a Linux cooked capture (`any`) or more than one interface.
    * Single-interface Ethernet captures never pay for it.
    */
-  dedupe = false;
+  get dedupe(): boolean {
+    return this.dedupeOn;
+  }
+  set dedupe(on: boolean) {
+    if (on && !this.dedupeOn) {
+      this.sigs = new Uint32Array(this.capacity * SIG_WORDS);
+      this.wheres = new Uint32Array(this.capacity);
+    } else if (!on) {
+      this.sigs = new Uint32Array(0);
+      this.wheres = new Uint32Array(0);
+    }
+    this.dedupeOn = on;
+  }
+  private dedupeOn = false;
   readonly localNets: LocalNets;
   /** Reports written, by END_* reason. */
   readonly ends = new Float64Array(END_REASONS.length);
@@ -251,7 +282,7 @@ export class FlowTable implements LayerSink {
     this.idleNs[CLS_OTHER] = t.other * 1e9;
     this.activeNs = t.active > 0 ? t.active * 1e9 : Infinity;
     this.localNets = opts.localNets ?? new LocalNets();
-    const cap = Math.min(this.maxFlows, Math.max(16, opts.initialCapacity ?? 65536));
+    const cap = Math.min(this.maxFlows, Math.max(16, opts.initialCapacity ?? INITIAL_CAPACITY));
     this.tcp = new TcpTracker(cap);
     this.allocate(cap);
   }
@@ -275,6 +306,14 @@ export class FlowTable implements LayerSink {
     this.wprev = wprev;
     this.wnext = wnext;
     this.wbucket = wbucket;
+    if (this.dedupeOn) {
+      const sigs = new Uint32Array(cap * SIG_WORDS);
+      sigs.set(this.sigs);
+      this.sigs = sigs;
+      const wheres = new Uint32Array(cap);
+      wheres.set(this.wheres);
+      this.wheres = wheres;
+    }
     // Free slots, lowest on top; new slots go below the existing free ones so reuse order stays deterministic.
     const free = new Int32Array(cap);
     const added = cap - old;
@@ -294,7 +333,7 @@ export class FlowTable implements LayerSink {
   /** Bytes of memory the table holds (records, index, timer links, free list, TCP state). */
   memoryBytes(): number {
     return this.u32.byteLength + this.index.byteLength + this.free.byteLength + this.wprev.byteLength + this.wnext.byteLength +
-      this.wbucket.byteLength + this.tcp.memoryBytes();
+      this.wbucket.byteLength + this.sigs.byteLength + this.wheres.byteLength + this.tcp.memoryBytes();
   }
 
   /** Bytes of memory per flow slot: record, index share, timer links, free list, and the TCP tracker's. */
@@ -304,11 +343,24 @@ export class FlowTable implements LayerSink {
 
   // ---------------------------------------------------------------- hashing
 
+  /** Hash of a key: IPv4 keys mix only the words that can be non-zero (addresses, ports, VLAN/protocol). */
   private hashKey(k: Uint32Array): number {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < KEY_WORDS; i++) {
-      h = Math.imul(h ^ k[i], 0x01000193);
+    let h: number;
+    if (k[10] === 4) {
+      h = Math.imul(k[3] ^ 0x811c9dc5, 0x01000193);
       h ^= h >>> 13;
+      h = Math.imul(h ^ k[7], 0x01000193);
+      h ^= h >>> 13;
+      h = Math.imul(h ^ k[8], 0x01000193);
+      h ^= h >>> 13;
+      h = Math.imul(h ^ k[9], 0x01000193);
+      h ^= h >>> 13;
+    } else {
+      h = 0x811c9dc5;
+      for (let i = 0; i < KEY_WORDS; i++) {
+        h = Math.imul(h ^ k[i], 0x01000193);
+        h ^= h >>> 13;
+      }
     }
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h ^= h >>> 13;
@@ -320,14 +372,16 @@ export class FlowTable implements LayerSink {
     const mask = this.indexMask;
     const u = this.u32;
     const k = this.key;
+    const v4 = k[10] === 4;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const e = index[2 * i];
       if (e === 0) return -1;
       if (index[2 * i + 1] !== h) continue;
       const b = (e - 1) * REC_U32;
-      if (u[b] === k[0] && u[b + 1] === k[1] && u[b + 2] === k[2] && u[b + 3] === k[3] &&
-        u[b + 4] === k[4] && u[b + 5] === k[5] && u[b + 6] === k[6] && u[b + 7] === k[7] &&
-        u[b + 8] === k[8] && u[b + 9] === k[9] && u[b + 10] === k[10]) return e - 1;
+      // An IPv4 record has zeros in the upper address words, as the IPv4 key has.
+      if (u[b + 10] === k[10] && u[b + 3] === k[3] && u[b + 7] === k[7] && u[b + 8] === k[8] && u[b + 9] === k[9] &&
+        (v4 || (u[b] === k[0] && u[b + 1] === k[1] && u[b + 2] === k[2] &&
+          u[b + 4] === k[4] && u[b + 5] === k[5] && u[b + 6] === k[6]))) return e - 1;
     }
   }
 
@@ -461,30 +515,32 @@ export class FlowTable implements LayerSink {
       // A forwarded packet captured twice (arriving, leaving): count it once.
       const sig = signature(p);
       const where = 0x80 | ((p.ifIndex & 15) << 3) | ((p.sllType + 1) & 7);
-      const w = u[b + R_WHERE];
+      const sigs = this.sigs;
+      const sb = s * SIG_WORDS;
+      const w = this.wheres[s];
       const w0 = (w >>> (d << 3)) & 0xff;
       const w1 = (w >>> ((d + 2) << 3)) & 0xff;
       if (now - f[fb + F_LAST] <= COPY_WINDOW_NS &&
-        ((u[b + R_SIG + d] === sig && w0 !== 0 && w0 !== where) || (u[b + R_SIG_OLD + d] === sig && w1 !== 0 && w1 !== where))) {
+        ((sigs[sb + d] === sig && w0 !== 0 && w0 !== where) || (sigs[sb + SIG_OLD + d] === sig && w1 !== 0 && w1 !== where))) {
         u[b + R_META] = meta | META_COPY;
         this.copies++;
         return f[fb + F_ID];
       }
-      u[b + R_SIG_OLD + d] = u[b + R_SIG + d];
-      u[b + R_SIG + d] = sig;
+      sigs[sb + SIG_OLD + d] = sigs[sb + d];
+      sigs[sb + d] = sig;
       const keep = ~((0xff << (d << 3)) | (0xff << ((d + 2) << 3)));
-      u[b + R_WHERE] = (w & keep) | (where << (d << 3)) | (w0 << ((d + 2) << 3));
+      this.wheres[s] = (w & keep) | (where << (d << 3)) | (w0 << ((d + 2) << 3));
     }
     if (p.sllHatype === ARPHRD_LOOPBACK) u[b + R_META] = meta |= META_LOOPBACK;
     if (p.proto === PROTO_UDP && p.payloadLen > 0) {
-      const hist = u[b + R_HIST];
-      if ((hist & (1 << d)) === 0) u[b + R_HIST] = hist | (1 << d) | (d === 1 && hist === 0 ? 4 : 0);
+      const hist = meta >>> HIST_SHIFT;
+      if ((hist & (1 << d)) === 0) u[b + R_META] = meta |= ((1 << d) | (d === 1 && hist === 0 ? 4 : 0)) << HIST_SHIFT;
     }
     f[fb + F_PKTS + d]++;
     f[fb + F_IP + d] += p.ipLen;
     f[fb + F_WIRE + d] += p.wirelen;
     f[fb + F_PAY + d] += p.payloadLen;
-    if (p.sllType >= 0) u[b + R_SLL] |= (1 << (p.sllType & 7)) << (d << 3);
+    if (p.sllType >= 0) u[b + R_IFSLL] |= (1 << (p.sllType & 7)) << ((d + 2) << 3);
     if (now > f[fb + F_LAST]) f[fb + F_LAST] = now;
     else if (now < f[fb + F_FIRST]) f[fb + F_FIRST] = now;
     if (p.proto === PROTO_TCP && p.hasL4) {
@@ -505,7 +561,7 @@ export class FlowTable implements LayerSink {
 
   private create(h: number, p: Packet, srcIsA: boolean): number {
     if (this.count >= this.capacity) {
-      if (this.capacity < this.maxFlows) this.allocate(Math.min(this.maxFlows, this.capacity * 2));
+      if (this.capacity < this.maxFlows) this.allocate(Math.min(this.maxFlows, nextCapacity(this.capacity)));
       else this.evict();
     }
     const s = this.free[--this.freeTop];
@@ -518,9 +574,7 @@ export class FlowTable implements LayerSink {
     const k = this.key;
     for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
     u[b + R_HASH] = h;
-    u[b + R_SLL] = 0;
-    u[b + R_WHERE] = 0;
-    u[b + R_HIST] = 0;
+    if (this.dedupeOn) this.wheres[s] = 0;
     f[fb + F_PKTS] = 0;
     f[fb + F_PKTS + 1] = 0;
     f[fb + F_IP] = 0;
@@ -557,7 +611,7 @@ export class FlowTable implements LayerSink {
       if (nets.contains(k[10], k, origA ? 4 : 0)) meta |= META_LOCAL_RESP;
     }
     u[b + R_META] = meta;
-    u[b + R_IFB] = p.ifIndex;
+    u[b + R_IFSLL] = p.ifIndex & 0xffff;
     const now = this.now;
     f[fb + F_FIRST] = now;
     f[fb + F_LAST] = now;
@@ -722,7 +776,7 @@ export class FlowTable implements LayerSink {
 
   /** Zeek's history for a UDP flow: D / d for the first packet with payload from each side ('' if none). */
   udpHistory(s: number): string {
-    const h = this.u32[s * REC_U32 + R_HIST];
+    const h = this.u32[s * REC_U32 + R_META] >>> HIST_SHIFT;
     if (h === 3) return 'Dd';
     if (h === 7) return 'dD';
     return h & 1 ? 'D' : h & 2 ? 'd' : '';
@@ -755,14 +809,14 @@ export class FlowTable implements LayerSink {
     return s * REC_U32 + (orig === this.isOrigA(s) ? 0 : 4);
   }
   ifIndex(s: number): number {
-    return this.u32[s * REC_U32 + R_IFB];
+    return this.u32[s * REC_U32 + R_IFSLL] & 0xffff;
   }
   depth(s: number): number {
     return (this.u32[s * REC_U32 + R_META] >>> 5) & 7;
   }
   /** SLL packet types seen from the originator (orig = true) or responder, one bit per type. */
   sllSeen(s: number, orig: boolean): number {
-    return (this.u32[s * REC_U32 + R_SLL] >>> (orig ? 0 : 8)) & 0xff;
+    return (this.u32[s * REC_U32 + R_IFSLL] >>> (orig ? 16 : 24)) & 0xff;
   }
   first(s: number): number {
     return this.f64[s * REC_F64 + F_FIRST];

@@ -133,6 +133,7 @@
  * 12th go to a Map (slot -> string), the only per-segment allocation, which
  * a typical flow (`ShADadFf`, `ShADdtaTTtFf`) never reaches.
  */
+import { nextCapacity } from './growth.js';
 
 // ---- TCP flags
 const FIN = 0x01;
@@ -299,11 +300,11 @@ export class TcpTracker {
     this.capacity = newCapacity;
   }
 
-  /** Doubles the record pool (records in use keep their index). */
+  /** Grows the record pool (growth.ts; records in use keep their index). */
   private growRecords(): void {
     const old = this.recCap;
     // Never more records than flow slots (every TCP flow holds one at most).
-    const cap = Math.max(old + 1, Math.min(Math.max(1024, old * 2), this.capacity));
+    const cap = Math.max(old + 1, Math.min(Math.max(1024, nextCapacity(old)), this.capacity));
     const buf = new ArrayBuffer(cap * REC);
     const u8 = new Uint8Array(buf);
     u8.set(this.u8);
