@@ -401,6 +401,7 @@ export class FlowtapMetrics {
     fam('flowtap_forwarded_copies_total', 'Forwarded packets seen a second time (another interface or direction) and not counted again.', 'counter', []);
     fam('flowtap_snapped_packets_total', 'Packets whose captured length is shorter than their wire length.', 'counter', []);
     fam('flowtap_flow_table_max_flows', 'Live flows the flow table holds at most (--max-flows).', 'gauge', []);
+    fam('flowtap_flow_table_memory_bytes', 'Memory the flow table holds (records, index, timers, TCP state); it grows with the live flows and never shrinks.', 'gauge', []);
     fam('flowtap_last_packet_timestamp_seconds', 'Packet time of the newest packet (Unix seconds).', 'gauge', []);
     fam('flowtap_build_info', 'flowtap build information.', 'info', ['version']);
 
@@ -895,6 +896,7 @@ export class FlowtapMetrics {
     f[i++].rows = scalar(t.copies);
     f[i++].rows = scalar(p.snapped);
     f[i++].rows = scalar(t.maxFlows);
+    f[i++].rows = scalar(t.memoryBytes());
     f[i++].rows = scalar(p.packets > 0 ? p.clock.epoch(Math.min(p.lastT, at)) : 0);
     f[i++].rows = { keys: [this.version], labels: [[this.version]], values: Float64Array.of(1) };
     return f;

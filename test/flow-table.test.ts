@@ -7,6 +7,7 @@ import { ACK, FIN, RST, SYN, bytes, eth, icmp, ipv4, ipv6, tcp, udp, vlanTag } f
 import { analyzeFiles } from './helpers/analyze.js';
 import { main } from '../agent/cli.js';
 import { Pipeline } from '../agent/pipeline.js';
+import { nextCapacity } from '../agent/flows/table.js';
 import { readCaptureBuffer } from '../agent/capture/file.js';
 
 const T0 = 1_700_000_000;
@@ -130,7 +131,8 @@ describe('flow table', () => {
     // Capacity never passed the bound, and memory is what that capacity costs (all-TCP worst case,
     // with the index of a small table at its loosest: see docs/flows.md for the per-slot layout).
     expect(table.capacity).toBe(max);
-    expect(table.memoryBytes() / max).toBeLessThan(400);
+    // 160 B record + 12.8 B index + 10 B timer links + 4 B TCP slot map + 128 B TCP record = 315 B.
+    expect(table.memoryBytes() / max).toBeLessThan(320);
     expect(r.records.filter((x) => x.evicted)).toHaveLength(max);
     expect(r.records.reduce((a, x) => a + x.orig_pkts + x.resp_pkts, 0)).toBe(2 * max);
     expect(r.pipeline.packets).toBe(2 * max);
@@ -150,6 +152,28 @@ describe('flow table', () => {
     p.finish();
     expect(ends).toHaveLength(6000);
     expect(ends.every((n) => n === 1)).toBe(true);
+  });
+
+  it('memory follows the live flows: growth by an eighth, under 300 bytes per live flow for a half-TCP mix', () => {
+    expect(nextCapacity(16)).toBe(32);
+    expect(nextCapacity(65536)).toBe(73728);
+    expect(nextCapacity(1_000_000)).toBe(1_126_400);
+    // 100 k live flows, half TCP, from a 64 Ki-slot start: the table grows in steps of an eighth.
+    const recs: Rec[] = [];
+    const n = 100_000;
+    for (let i = 0; i < n; i++) {
+      const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      recs.push(at(i * 1e-5, i & 1 ? udpPkt(src, 1000, '192.0.2.1', 53) : tcpPkt(src, 2000, '192.0.2.2', 80, SYN, i)));
+    }
+    const p = new Pipeline({});
+    readCaptureBuffer('live.pcap', pcapFile(recs), p);
+    const t = p.table;
+    expect(t.peakLive).toBe(n);
+    expect(t.capacity).toBeLessThan(n * 1.125 + 4096);
+    // 160 B record + 12.8 B index + 10 B timer links + 4 B slot map + half of a 128 B TCP record, plus growth slack.
+    expect(t.memoryBytes() / t.peakLive).toBeLessThan(300);
+    p.finish();
+    expect(t.count).toBe(0);
   });
 
   it('VLAN ids are part of the key', async () => {

@@ -84,14 +84,14 @@ class Flow {
 describe('TcpTracker layout', () => {
   it('uses at most 130 bytes per slot', () => {
     expect(BYTES_PER_SLOT).toBeLessThanOrEqual(130);
-    // Records live in a pool of their own: 1024 TCP flows cost their records plus the slot map and the free list.
+    // Records live in a pool of their own: 1024 TCP flows cost their records plus the slot map (free records are linked through themselves).
     const t = new TcpTracker(1024);
     for (let s = 0; s < 1024; s++) t.reset(s);
-    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 8);
+    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 4);
     // Released records are reused, not added.
     for (let s = 0; s < 1024; s++) t.release(s);
     for (let s = 0; s < 1024; s++) t.reset(s);
-    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 8);
+    expect(t.bytesPerSlot()).toBe(BYTES_PER_SLOT + 4);
   });
 
   it('grow keeps existing slots and clears new ones', () => {

@@ -266,9 +266,10 @@ export class TcpTracker {
   private recCap = 0;
   /** Flow slot -> TCP record. */
   private rec = new Int32Array(0);
-  /** Free TCP records (a stack). */
-  private freeRec = new Int32Array(0);
-  private freeTop = 0;
+  /** Free TCP records: a stack linked through the first word of each free record (next + 1; 0 ends it). */
+  private freeHead = -1;
+  /** Records [fresh, recCap) were never used. */
+  private fresh = 0;
   /** All records; u32/u16/u8/f64 are views of the same buffer. */
   private u32 = new Uint32Array(0);
   private u16 = new Uint16Array(0);
@@ -283,7 +284,7 @@ export class TcpTracker {
 
   /** Bytes of tracker memory in all. */
   memoryBytes(): number {
-    return this.rec.byteLength + this.freeRec.byteLength + this.u8.byteLength;
+    return this.rec.byteLength + this.u8.byteLength;
   }
 
   /** Bytes of tracker memory per flow slot: the slot map plus the records in use or pooled, shared out (the overflow map of long histories not included). */
@@ -312,12 +313,6 @@ export class TcpTracker {
     this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
-    const free = new Int32Array(cap);
-    free.set(this.freeRec.subarray(0, this.freeTop), cap - old);
-    // New records below the old free ones, lowest on top.
-    for (let i = 0; i < cap - old; i++) free[i] = cap - 1 - i;
-    this.freeRec = free;
-    this.freeTop += cap - old;
     this.recCap = cap;
   }
 
@@ -325,16 +320,23 @@ export class TcpTracker {
   release(slot: number): void {
     const r = this.rec[slot];
     if (r < 0) return;
-    this.freeRec[this.freeTop++] = r;
+    this.u32[r * R32] = this.freeHead + 1;
+    this.freeHead = r;
     this.rec[slot] = -1;
   }
 
   /** Slot starts a new TCP flow: it gets a cleared record. */
   reset(slot: number): void {
-    if (this.freeTop === 0) this.growRecords();
+    let r = this.freeHead;
+    if (r >= 0) {
+      this.freeHead = this.u32[r * R32] - 1;
+    } else {
+      if (this.fresh === this.recCap) this.growRecords();
+      r = this.fresh++;
+    }
     if (this.extra.has(slot)) this.extra.delete(slot);
-    this.rec[slot] = this.freeRec[--this.freeTop];
-    const b8 = this.rec[slot] * REC;
+    this.rec[slot] = r;
+    const b8 = r * REC;
     this.u8.fill(0, b8, b8 + REC);
     this.u8[b8 + O8_WSCALE] = 0xff;
   }
