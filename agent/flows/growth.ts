@@ -1,3 +1,6 @@
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
 /**
  * How the flow table and the TCP record pool grow when full: doubling while
  * small (below 64 Ki entries), then by an eighth (rounded up to a multiple
@@ -9,4 +12,26 @@
 export function nextCapacity(cap: number): number {
   if (cap < 65536) return Math.max(16, cap * 2);
   return Math.ceil((cap * 1.125) / 4096) * 4096;
+}
+
+let collect: (() => void) | null | undefined;
+
+/**
+ * After a growth step the old arrays are garbage: tens of MiB of backing
+ * store that V8 would free only at its next full collection, after the
+ * following growth step had allocated more. Collecting right away keeps the
+ * peak RSS at about the old plus the new table (a full collection of our
+ * small JS heap takes a few ms, once per growth step). Falls back to
+ * nothing where the collector cannot be reached.
+ */
+export function releaseGarbage(): void {
+  if (collect === undefined) {
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      collect = runInNewContext('gc') as () => void;
+    } catch {
+      collect = null;
+    }
+  }
+  if (collect) collect();
 }

@@ -37,7 +37,7 @@ import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
 import { TcpTracker } from './tcp.js';
 import { LocalNets, isLoopback } from './localnets.js';
-import { nextCapacity } from './growth.js';
+import { nextCapacity, releaseGarbage } from './growth.js';
 
 export { nextCapacity };
 
@@ -328,6 +328,7 @@ export class FlowTable implements LayerSink {
     this.index = new Uint32Array(size * 2);
     this.indexSize = size;
     for (let s = 0; s < old; s++) if (u32[s * REC_U32 + R_META] & META_LIVE) this.indexInsert(s, u32[s * REC_U32 + R_HASH]);
+    if (old > 0) releaseGarbage();
   }
 
   /** Bytes of memory the table holds (records, index, timer links, free list, TCP state). */

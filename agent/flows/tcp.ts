@@ -133,7 +133,7 @@
  * 12th go to a Map (slot -> string), the only per-segment allocation, which
  * a typical flow (`ShADadFf`, `ShADdtaTTtFf`) never reaches.
  */
-import { nextCapacity } from './growth.js';
+import { nextCapacity, releaseGarbage } from './growth.js';
 
 // ---- TCP flags
 const FIN = 0x01;
@@ -314,6 +314,7 @@ export class TcpTracker {
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
     this.recCap = cap;
+    if (old > 0) releaseGarbage();
   }
 
   /** The flow in `slot` ended: its record goes back to the pool. */
