@@ -325,9 +325,11 @@ export class FlowTable implements LayerSink {
     this.capacity = cap;
     // Load factor at most 5/8 (linear probing: ~1.8 entries looked at per hit, ~4 per miss, mostly in one cache line).
     const size = Math.max(16, Math.ceil(cap * INDEX_PER_SLOT));
+    const oldIndex = this.index;
     this.index = new Uint32Array(size * 2);
     this.indexSize = size;
-    for (let s = 0; s < old; s++) if (u32[s * REC_U32 + R_META] & META_LIVE) this.indexInsert(s, u32[s * REC_U32 + R_HASH]);
+    // Rebuilt from the old index's [slot + 1, hash] entries: a sequential read, no record touched.
+    if (oldIndex) for (let i = 0; i < oldIndex.length; i += 2) if (oldIndex[i] !== 0) this.indexInsert(oldIndex[i] - 1, oldIndex[i + 1]);
     if (old > 0) releaseGarbage();
   }
 
