@@ -135,27 +135,23 @@ export class ByteEncoder {
       f = q;
       width--;
     }
-    const buf = this.buf;
-    buf[this.pos] = 46;
-    let p = this.pos + 1 + width;
-    this.pos = p;
-    for (let i = 0; i < width; i++) {
-      const q = (f / 10) | 0;
-      buf[--p] = 48 + f - q * 10;
-      f = q;
-    }
+    this.fraction(f, width);
   }
 
   /** Epoch seconds `sec` plus `ns` nanoseconds (0 <= ns < 1e9), always with 9 decimals. */
   epoch(sec: number, ns: number): void {
     this.room(40);
     this.uint(sec);
+    this.fraction(ns | 0, 9);
+  }
+
+  /** A decimal point and the `width` low digits of the int32 `f`, zero-padded (room already made). */
+  private fraction(f: number, width: number): void {
     const buf = this.buf;
     buf[this.pos] = 46;
-    let p = this.pos + 10;
+    let p = this.pos + 1 + width;
     this.pos = p;
-    let f = ns | 0;
-    for (let i = 0; i < 9; i++) {
+    for (let i = 0; i < width; i++) {
       const q = (f / 10) | 0;
       buf[--p] = 48 + f - q * 10;
       f = q;

@@ -16,8 +16,8 @@
  * arrays of their own, allocated only for inputs that can hold copies.
  *
  * Memory grows with the live flows: the table starts at 64 Ki slots and
- * grows by a quarter (doubling while small), so at most a fifth of the
- * slots are spare after a growth step.
+ * grows by an eighth (growth.ts), so a large table is at least 8/9 full
+ * after a growth step.
  *
  * Lifetime runs on packet time only, through a timing wheel (4096 buckets of
  * 250 ms): each flow sits in the bucket of its earliest possible deadline
@@ -333,13 +333,13 @@ export class FlowTable implements LayerSink {
     if (old > 0) releaseGarbage();
   }
 
-  /** Bytes of memory the table holds (records, index, timer links, free list, TCP state). */
+  /** Bytes of memory the table holds (records, index, timer links, copy signatures, TCP state). */
   memoryBytes(): number {
     return this.u32.byteLength + this.index.byteLength + this.wprev.byteLength + this.wnext.byteLength +
       this.wbucket.byteLength + this.sigs.byteLength + this.wheres.byteLength + this.tcp.memoryBytes();
   }
 
-  /** Bytes of memory per flow slot: record, index share, timer links, free list, and the TCP tracker's. */
+  /** Bytes of memory per flow slot: record, index share, timer links, copy signatures, and the TCP tracker's. */
   bytesPerSlot(): number {
     return this.memoryBytes() / this.capacity;
   }
@@ -376,7 +376,7 @@ export class FlowTable implements LayerSink {
     const u = this.u32;
     const k = this.key;
     const v4 = k[10] === 4;
-    for (let i = Math.floor((h * size) / 4294967296); ; i = i + 1 === size ? 0 : i + 1) {
+    for (let i = this.home(h); ; i = i + 1 === size ? 0 : i + 1) {
       const e = index[2 * i];
       if (e === 0) return -1;
       if (index[2 * i + 1] !== h) continue;
@@ -388,10 +388,15 @@ export class FlowTable implements LayerSink {
     }
   }
 
+  /** The index entry where hash `h` starts probing: floor(h * size / 2^32), below size for every 32-bit h (multiply-shift: the high bits of the hash pick the entry). */
+  private home(h: number): number {
+    return Math.floor((h * this.indexSize) / 4294967296);
+  }
+
   private indexInsert(s: number, h: number): void {
     const index = this.index;
     const size = this.indexSize;
-    let i = Math.floor((h * size) / 4294967296);
+    let i = this.home(h);
     while (index[2 * i] !== 0) i = i + 1 === size ? 0 : i + 1;
     index[2 * i] = s + 1;
     index[2 * i + 1] = h;
@@ -400,7 +405,7 @@ export class FlowTable implements LayerSink {
   private indexRemove(s: number, h: number): void {
     const index = this.index;
     const size = this.indexSize;
-    let i = Math.floor((h * size) / 4294967296);
+    let i = this.home(h);
     while (index[2 * i] !== s + 1) i = i + 1 === size ? 0 : i + 1;
     // Backward-shift deletion keeps every probe chain unbroken.
     let j = i;
@@ -409,7 +414,7 @@ export class FlowTable implements LayerSink {
       const e = index[2 * j];
       if (e === 0) break;
       const eh = index[2 * j + 1];
-      const home = Math.floor((eh * size) / 4294967296);
+      const home = this.home(eh);
       const between = i <= j ? i < home && home <= j : i < home || home <= j;
       if (!between) {
         index[2 * i] = e;
