@@ -127,8 +127,8 @@ export class Summary {
     const last = j.last_ts === null ? '-' : new Date(j.last_ts * 1000).toISOString();
     lines.push(`packets ${n(j.packets)}  bytes ${n(j.bytes)}  duration ${j.duration.toFixed(6)} s  (${first} .. ${last})`);
     lines.push(`flows ${n(j.flows)}${j.snapped_packets ? `  snapped packets ${n(j.snapped_packets)}` : ''}${j.forwarded_copies ? `  forwarded copies not counted again ${n(j.forwarded_copies)}` : ''}`);
-    const ft = j.flow_table as { peak_live_flows: number; memory_bytes: number; bytes_per_peak_live_flow: number };
-    lines.push(`flow table: peak ${n(ft.peak_live_flows)} live flows, ${(ft.memory_bytes / 1048576).toFixed(1)} MiB (${ft.bytes_per_peak_live_flow} bytes per live flow at the peak)`);
+    const ft = j.flow_table as { peak_live_flows: number; capacity: number; memory_bytes: number };
+    lines.push(`flow table: peak ${n(ft.peak_live_flows)} live flows in ${n(ft.capacity)} slots, ${(ft.memory_bytes / 1048576).toFixed(1)} MiB`);
     lines.push(`flows by direction: ${Object.entries(j.flows_by_direction as Record<string, number>).map(([d, c]) => `${d} ${n(c)}`).join(', ') || '-'}`);
     lines.push('');
     lines.push('flows by protocol');
