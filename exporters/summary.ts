@@ -6,7 +6,7 @@
 import { formatAddr } from '../parsers/addr.js';
 import { REASONS } from '../parsers/reasons.js';
 import { DIRECTIONS, END_REASONS, type FlowTable } from '../agent/flows/table.js';
-import { HostTable } from './hosts.js';
+import { HostTable, type TopHost } from './hosts.js';
 import type { Pipeline } from '../agent/pipeline.js';
 import type { ReadResult } from '../agent/capture/types.js';
 import { flowUid, protoName } from './ndjson.js';
@@ -103,6 +103,7 @@ export class Summary {
       },
       top_flows: this.top,
       top_hosts: hosts,
+      top_hosts_exact: this.hosts.exact,
       decode_errors: decodeErrors,
       decode_error_packets: p.reasons.reduce((a, b) => a + b, 0),
       non_ip_frames: nonIp,
@@ -142,9 +143,10 @@ export class Summary {
       lines.push(`  ${f.proto.padEnd(7)} ${ep(f.orig, f.orig_p)} -> ${ep(f.resp, f.resp_p)}  ${n(f.packets)} pkts ${n(f.bytes)} bytes`);
     }
     lines.push('');
-    lines.push('top hosts by bytes');
-    for (const h of j.top_hosts as { host: string; packets: number; bytes: number; flows: number }[]) {
-      lines.push(`  ${h.host.padEnd(39)} ${n(h.bytes).padStart(15)} bytes ${n(h.packets).padStart(12)} pkts ${n(h.flows).padStart(8)} flows`);
+    lines.push(j.top_hosts_exact ? 'top hosts by bytes' : `top hosts by bytes (approximate: more than ${n(this.hosts.capacity)} hosts, counts since each host entered the table)`);
+    for (const h of j.top_hosts as TopHost[]) {
+      const err = h.error_bytes ? `  (+ at most ${n(h.error_bytes)} bytes)` : '';
+      lines.push(`  ${h.host.padEnd(39)} ${n(h.bytes).padStart(15)} bytes ${n(h.packets).padStart(12)} pkts ${n(h.flows).padStart(8)} flows${err}`);
     }
     const errs = Object.entries(j.decode_errors as Record<string, number>);
     if (errs.length) {
