@@ -115,10 +115,11 @@ export function benchTcpTracker(segments = 20_000_000, flows = 4096): TcpBenchRe
   const { slot, orig, flags, seq, ack, win, len, t } = stream;
   const n = stream.n;
   const passes = Math.max(1, Math.round(segments / n));
+  const rec = new Int32Array(flows);
   const run = (): void => {
-    for (let f = 0; f < flows; f++) tr.reset(f);
+    for (let f = 0; f < flows; f++) rec[f] = tr.reset(f);
     for (let i = 0; i < n; i++) {
-      tr.segment(slot[i], orig[i] === 1, flags[i], seq[i], ack[i], win[i], len[i], t[i], OPTS, 0, flags[i] & 2 ? OPTS.length : 0);
+      tr.segment(slot[i], rec[slot[i]], orig[i] === 1, flags[i], seq[i], ack[i], win[i], len[i], t[i], OPTS, 0, flags[i] & 2 ? OPTS.length : 0);
     }
   };
   run(); // warm-up (JIT), not timed

@@ -45,7 +45,7 @@ class Flow {
     const ack = (o.ack ?? ((flags & A) !== 0 ? this.next[side ^ 1] : 0)) >>> 0;
     this.t += o.dt ?? MS;
     const opts = o.ws === undefined ? NOOPT : new Uint8Array([1, 3, 3, o.ws]);
-    this.tr.segment(this.slot, fromOrig, flags, seq, ack, o.win ?? 1000, len, this.t, opts, 0, opts.length);
+    this.tr.segment(this.slot, this.tr.record(this.slot), fromOrig, flags, seq, ack, o.win ?? 1000, len, this.t, opts, 0, opts.length);
     const end = (seq + len + ((flags & S) !== 0 ? 1 : 0) + ((flags & F) !== 0 ? 1 : 0)) >>> 0;
     if ((flags & R) === 0 && ((end - this.next[side]) | 0) > 0) this.next[side] = end;
     return this;
@@ -463,11 +463,11 @@ describe('handshake timing and window scale', () => {
     tr.reset(0);
     tr.reset(1);
     const opts = new Uint8Array([0xee, 2, 4, 5, 180, 1, 3, 3, 7, 4, 2, 0, 0]);
-    tr.segment(0, true, S, 1, 0, 100, 0, 0, opts, 1, 8); // MSS, NOP, WS 7
-    tr.segment(0, false, S | A, 9, 2, 100, 0, 1, opts, 1, 7); // the WS option is cut off
+    tr.segment(0, tr.record(0), true, S, 1, 0, 100, 0, 0, opts, 1, 8); // MSS, NOP, WS 7
+    tr.segment(0, tr.record(0), false, S | A, 9, 2, 100, 0, 1, opts, 1, 7); // the WS option is cut off
     expect(tr.windowScale(0, true)).toBe(0);
-    tr.segment(1, true, S, 1, 0, 100, 0, 0, opts, 1, 8);
-    tr.segment(1, false, S | A, 9, 2, 100, 0, 1, opts, 1, 12);
+    tr.segment(1, tr.record(1), true, S, 1, 0, 100, 0, 0, opts, 1, 8);
+    tr.segment(1, tr.record(1), false, S | A, 9, 2, 100, 0, 1, opts, 1, 12);
     expect(tr.windowScale(1, true)).toBe(7);
     expect(tr.windowScale(1, false)).toBe(7);
   });
@@ -949,7 +949,7 @@ function replay(c: Capture, tr = new TcpTracker(1), slot = 0): TcpTracker {
   const firstIsSynAck = (segs[0][2] & (S | A)) === (S | A);
   for (const [t, dir, flags, seq, ack, win, len, ws] of segs) {
     const opts = ws >= 0 ? new Uint8Array([1, 3, 3, ws]) : NOOPT;
-    tr.segment(slot, (dir === 0) !== firstIsSynAck, flags, seq, ack, win, len, t, opts, 0, opts.length);
+    tr.segment(slot, tr.record(slot), (dir === 0) !== firstIsSynAck, flags, seq, ack, win, len, t, opts, 0, opts.length);
   }
   return tr;
 }

@@ -49,7 +49,8 @@ export const REC_BYTES = 160;
 export const REC_U32 = REC_BYTES >> 2;
 export const REC_F64 = REC_BYTES >> 3;
 // u32 words (0..10 are the key)
-export const R_HASH = 11;
+/** TCP flows: the TCP tracker's record number (reset() returns it; segment() takes it). */
+const R_TCP = 11;
 /**
  * bit 0 origin is A, bit 1 live, bits 2-4 class, bits 5-7 depth, bit 8 local
  * nets were known at creation, bit 9 originator local, bit 10 responder
@@ -248,6 +249,8 @@ export class FlowTable implements LayerSink {
   readonly tcp: TcpTracker;
   /** Scratch key of the current packet. */
   private readonly key = new Uint32Array(KEY_WORDS);
+  /** Scratch key of a flow being ended (its hash is recomputed to find its index entry). */
+  private readonly endKey = new Uint32Array(KEY_WORDS);
 
   /** Flows started. */
   flowsStarted = 0;
@@ -552,8 +555,7 @@ export class FlowTable implements LayerSink {
     if (now > f[fb + F_LAST]) f[fb + F_LAST] = now;
     else if (now < f[fb + F_FIRST]) f[fb + F_FIRST] = now;
     if (p.proto === PROTO_TCP && p.hasL4) {
-      this.tcp.segment(s, fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
-      const c = this.tcp.phase(s);
+      const c = this.tcp.segment(s, u[b + R_TCP], fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
       const old = (meta >>> 2) & 7;
       if (c !== old) {
         u[b + R_META] = (meta & ~(7 << 2)) | (c << 2);
@@ -583,7 +585,7 @@ export class FlowTable implements LayerSink {
     const fb = s * REC_F64;
     const k = this.key;
     for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
-    u[b + R_HASH] = h;
+    u[b + R_TCP] = 0;
     if (this.dedupeOn) this.wheres[s] = 0;
     f[fb + F_PKTS] = 0;
     f[fb + F_PKTS + 1] = 0;
@@ -599,7 +601,7 @@ export class FlowTable implements LayerSink {
     let c: number;
     switch (p.proto) {
       case PROTO_TCP:
-        this.tcp.reset(s);
+        u[b + R_TCP] = this.tcp.reset(s);
         c = CLS_TCP_ATTEMPT;
         break;
       case PROTO_UDP:
@@ -639,7 +641,10 @@ export class FlowTable implements LayerSink {
     this.onReport(this, s, reason, true);
     if (this.proto(s) === PROTO_TCP) this.tcp.release(s);
     this.unschedule(s);
-    this.indexRemove(s, this.u32[s * REC_U32 + R_HASH]);
+    // The hash is not stored: the record's key gives it again (this.key may hold the current packet's).
+    const ek = this.endKey;
+    for (let i = 0, b = s * REC_U32; i < KEY_WORDS; i++) ek[i] = this.u32[b + i];
+    this.indexRemove(s, this.hashKey(ek));
     this.u32[s * REC_U32 + R_META] = 0;
     this.u32[s * REC_U32] = this.freeHead + 1;
     this.freeHead = s;

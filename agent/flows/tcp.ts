@@ -257,6 +257,13 @@ export function connStateNonTcp(origPkts: number, respPkts: number, proto = 17):
   return respPkts > 0 ? 'SHR' : 'OTH';
 }
 
+/** A flow's phase from its endpoint states: 0 not established, 1 established, 2 closed (FIN both ways, or RST). */
+function phaseOf(so: number, sr: number): 0 | 1 | 2 {
+  if ((so === CLOSED && sr === CLOSED) || so === RESET || sr === RESET) return 2;
+  if (isHandshake(so) && isHandshake(sr)) return 0;
+  return 1;
+}
+
 const RSTOS0_RE = /^\^?S[^HAFGIQ]*R/;
 
 export class TcpTracker {
@@ -317,6 +324,11 @@ export class TcpTracker {
     if (old > 0) releaseGarbage();
   }
 
+  /** The TCP record of the flow in `slot` (what reset() returned), -1 for none. */
+  record(slot: number): number {
+    return this.rec[slot];
+  }
+
   /** The flow in `slot` ended: its record goes back to the pool. */
   release(slot: number): void {
     const r = this.rec[slot];
@@ -326,8 +338,8 @@ export class TcpTracker {
     this.rec[slot] = -1;
   }
 
-  /** Slot starts a new TCP flow: it gets a cleared record. */
-  reset(slot: number): void {
+  /** Slot starts a new TCP flow: it gets a cleared record, whose number is returned (the flow table keeps it for segment()). */
+  reset(slot: number): number {
     let r = this.freeHead;
     if (r >= 0) {
       this.freeHead = this.u32[r * R32] - 1;
@@ -340,6 +352,7 @@ export class TcpTracker {
     const b8 = r * REC;
     this.u8.fill(0, b8, b8 + REC);
     this.u8[b8 + O8_WSCALE] = 0xff;
+    return r;
   }
 
   /**
@@ -404,18 +417,23 @@ export class TcpTracker {
     if (cur !== st) this.u8[i8] = (b & (BASE_SET | HOLE)) | (cur << 3) | st;
   }
 
-  /** One TCP segment (see the file comment for every rule). */
-  segment(slot: number, fromOrig: boolean, flags: number, seq: number, ack: number, win: number,
-    payloadLen: number, t: number, buf: Uint8Array, optOff: number, optLen: number): void {
+  /**
+   * One TCP segment of the flow in `slot`, whose record is `r` (what reset()
+   * returned: the caller keeps it beside the flow, so the common path never
+   * reads the slot map). See the file comment for every rule. Returns the
+   * flow's phase afterwards (as phase()).
+   */
+  segment(slot: number, r: number, fromOrig: boolean, flags: number, seq: number, ack: number, win: number,
+    payloadLen: number, t: number, buf: Uint8Array, optOff: number, optLen: number): 0 | 1 | 2 {
     const u32 = this.u32;
     const u16 = this.u16;
     const u8 = this.u8;
     const role = fromOrig ? 0 : 1;
-    const b32 = this.rec[slot] * R32;
+    const b32 = r * R32;
     const d = b32 + O32_DIR + role * D32;
     const p = b32 + O32_DIR + (role ^ 1) * D32;
-    const d16 = this.rec[slot] * R16 + O16_DIR + role * D16;
-    const b8 = this.rec[slot] * REC;
+    const d16 = r * R16 + O16_DIR + role * D16;
+    const b8 = r * REC;
     const d8 = b8 + O8_DIR + role * D8;
     const p8 = b8 + O8_DIR + (role ^ 1) * D8;
     const syn = flags & SYN;
@@ -593,7 +611,7 @@ export class TcpTracker {
     if (phase === 3) {
       // timed already
     } else if (syn !== 0) {
-      const it = this.rec[slot] * R64;
+      const it = r * R64;
       if (hasAck === 0) {
         if (fromOrig) {
           this.f64[it] = t;
@@ -614,7 +632,7 @@ export class TcpTracker {
         }
       }
     } else if (phase === 2 && fromOrig && hasAck !== 0 && rst === 0) {
-      const it = this.rec[slot] * R64;
+      const it = r * R64;
       const dt = t - this.f64[it];
       if (dt >= 0) {
         this.f64[it] = dt;
@@ -625,6 +643,7 @@ export class TcpTracker {
     }
 
     u16[d16 + W_PREVWIN] = win;
+    return phaseOf(u8[b8 + O8_DIR + B_STATE] & ST_MASK, u8[b8 + O8_DIR + D8 + B_STATE] & ST_MASK);
   }
 
   /** Zeek's UpdateStateMachine (events and weirds left out). */
@@ -763,11 +782,7 @@ export class TcpTracker {
 
   /** 0 = not established (half-open / attempt), 1 = established, 2 = closed (FIN both ways, or RST). */
   phase(slot: number): 0 | 1 | 2 {
-    const so = this.stateByte(slot, 0) & ST_MASK;
-    const sr = this.stateByte(slot, 1) & ST_MASK;
-    if ((so === CLOSED && sr === CLOSED) || so === RESET || sr === RESET) return 2;
-    if (isHandshake(so) && isHandshake(sr)) return 0;
-    return 1;
+    return phaseOf(this.stateByte(slot, 0) & ST_MASK, this.stateByte(slot, 1) & ST_MASK);
   }
 
   /** Zeek's endpoint Size(): payload bytes from sequence numbers (modulo 2^32); Zeek's orig_bytes/resp_bytes. */
