@@ -388,44 +388,56 @@ function openFailed(path: string, detail: string): ReadResult {
   };
 }
 
-/** Plain-file fast path: reads straight into the Feeder's buffer, walks in place. */
+/**
+ * Plain-file fast path. The first chunk is read into the Feeder's buffer
+ * (gzip and format detection); after that, reads alternate between two
+ * buffers so that the next chunk is read (in libuv's thread pool) while the
+ * current one is walked in place.
+ */
 async function readHandle(path: string, fh: FileHandle, sink: PacketSink, chunkSize: number): Promise<ReadResult> {
   const f = new Feeder(path, sink, ifNameFor(path), chunkSize);
-  let first = true;
-  for (;;) {
-    let room = f.work.length - f.held;
-    if (room === 0) {
-      f.ensure(f.work.length + 1);
-      room = f.work.length - f.held;
+  let n: number;
+  try {
+    n = (await fh.read(f.work, 0, Math.min(f.work.length, chunkSize), null)).bytesRead;
+    if (n === 1 && f.work[0] === 0x1f) {
+      // One byte is not enough to decide: read until there are two (tiny chunk sizes).
+      const more = await fh.read(f.work, 1, 1, null).catch(() => ({ bytesRead: 0 }));
+      n += more.bytesRead;
     }
-    let n: number;
-    try {
-      n = (await fh.read(f.work, f.held, Math.min(room, chunkSize), null)).bytesRead;
-    } catch (e) {
-      return f.finish(false, f.failure('read_error', errText(e)));
-    }
-    if (first) {
-      // gzip: hand the bytes read so far plus the rest of the file to the stream path.
-      if (n === 1 && f.work[0] === 0x1f) {
-        // One byte is not enough to decide: read until there are two (tiny chunk sizes).
-        const more = await fh.read(f.work, 1, 1, null).catch(() => ({ bytesRead: 0 }));
-        n += more.bytesRead;
-      }
-      if (isGzip(f.work, n)) {
-        const head = Buffer.from(f.work.subarray(0, n));
-        return gunzipInto(path, handleChunks(fh, head, Math.max(chunkSize, 64 * 1024)), sink, chunkSize);
-      }
-      first = false;
-    }
-    if (n === 0) break;
-    f.held += n;
-    f.walkWork();
-    if (f.stopped) break;
-    // A record larger than the buffer makes the buffer full: it then grows
-    // (doubling) above, so memory follows the data actually present, not a
-    // length claimed by a damaged header.
+  } catch (e) {
+    return f.finish(false, f.failure('read_error', errText(e)));
   }
-  return f.finish(false);
+  // gzip: hand the bytes read so far plus the rest of the file to the stream path.
+  if (isGzip(f.work, n)) {
+    const head = Buffer.from(f.work.subarray(0, n));
+    return gunzipInto(path, handleChunks(fh, head, Math.max(chunkSize, 64 * 1024)), sink, chunkSize);
+  }
+  if (n === 0) return f.finish(false);
+  const bufs = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
+  let which = 0;
+  let next = fh.read(bufs[which], 0, chunkSize, null);
+  f.held = n;
+  f.walkWork();
+  let error: CaptureFileError | undefined;
+  while (!f.stopped) {
+    let got: number;
+    try {
+      got = (await next).bytesRead;
+    } catch (e) {
+      error = f.failure('read_error', errText(e));
+      break;
+    }
+    if (got === 0) break;
+    const cur = bufs[which];
+    which ^= 1;
+    next = fh.read(bufs[which], 0, chunkSize, null);
+    // A record larger than a chunk is completed in the Feeder's carry buffer, which grows (doubling) as
+    // the data actually arrives, so memory follows the data present, not a length claimed by a damaged header.
+    f.push(cur, 0, got);
+  }
+  // Stopped on a bad record: the read already under way must end before the caller closes the file.
+  if (f.stopped) await next.catch(() => undefined);
+  return f.finish(false, error);
 }
 
 async function* handleChunks(fh: FileHandle, head: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
