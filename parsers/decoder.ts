@@ -18,8 +18,9 @@ import { FragmentTable } from './fragments.js';
 export interface LayerSink {
   /**
    * One transport-level layer of the current packet (`p` is only valid
-   * during the call). Returns an id for the flow it was counted in (used as
-   * `p.parent` of layers tunnelled inside it), or -1.
+   * during the call). Returns a handle for the flow it was counted in, valid
+   * while this packet is decoded (used as `p.parent` of layers tunnelled
+   * inside it), or -1.
    */
   layer(p: Packet): number;
   /** A frame, or a tunnelled frame, that carries no IP; counted by EtherType. */

@@ -27,7 +27,7 @@ export class Packet {
   // ---- per layer (reset for each transport-level header found) ----
   /** Encapsulation depth: 0 for the outermost IP packet, +1 per tunnel. */
   depth = 0;
-  /** Flow id of the enclosing (tunnel) flow, -1 at depth 0. */
+  /** Handle of the enclosing (tunnel) flow from the sink's layer(), -1 at depth 0. */
   parent = -1;
   /** VLAN ids of the link carrying this IP packet: (outer << 12) | inner, 0 when untagged. */
   vlan = 0;

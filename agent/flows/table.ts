@@ -6,14 +6,16 @@
  * Layout, chosen for the memory system: a packet of a random flow among
  * hundreds of thousands costs cache misses, not instructions, so a packet
  * touches only
- *  - one entry of the open-addressing index (Int32, linear probing,
- *    backward-shift deletion, load factor <= 1/2), and
- *  - its flow's record: one 160-byte block holding the key, the hash, the
- *    counters and the times, read through a Uint32Array and a Float64Array
- *    over the same buffer; what a packet updates (key, meta, last time,
- *    counters) is the first 128 bytes,
- * plus the TCP tracker's state for TCP. Forwarded-copy signatures live in
- * arrays of their own, allocated only for inputs that can hold copies.
+ *  - one entry of the open-addressing index ([slot + 1, hash] pairs, linear
+ *    probing, backward-shift deletion, load factor <= 5/8), and
+ *  - its flow's record: one 128-byte block (two or three cache lines,
+ *    depending on where the allocator placed the buffer) holding the key,
+ *    the TCP record number, the meta bits, the last time and the counters,
+ *    read through a Uint32Array and a Float64Array over the same buffer,
+ * plus the TCP tracker's record for TCP. What a flow needs only when it
+ * starts or is reported (first time, last report, flow id, tunnel parent)
+ * lives in `cold`, 32 bytes per slot; forwarded-copy signatures in arrays
+ * of their own, allocated only for inputs that can hold copies.
  *
  * Memory grows with the live flows: the table starts at 64 Ki slots and
  * grows by an eighth (growth.ts), so a large table is at least 8/9 full
@@ -44,8 +46,8 @@ export { nextCapacity };
 /** Key words: addr A (4), addr B (4), ports (A << 16 | B), (vlan << 8) | proto, IP version. */
 export const KEY_WORDS = 11;
 
-// ---- record layout: 160 bytes = 40 u32 = 20 f64 ----
-export const REC_BYTES = 160;
+// ---- record layout: 128 bytes = 32 u32 = 16 f64: exactly two cache lines, all of it what a packet reads or updates ----
+export const REC_BYTES = 128;
 export const REC_U32 = REC_BYTES >> 2;
 export const REC_F64 = REC_BYTES >> 3;
 // u32 words (0..10 are the key)
@@ -71,10 +73,12 @@ export const F_PKTS = 8; // +0 orig, +1 resp
 export const F_IP = 10;
 export const F_WIRE = 12;
 export const F_PAY = 14;
-export const F_FIRST = 16;
-export const F_REPORT = 17;
-export const F_ID = 18;
-export const F_PARENT = 19;
+// ---- cold words, 4 f64 per slot in `cold`: written when a flow starts, read when it is reported ----
+const C_WORDS = 4;
+const C_FIRST = 0;
+const C_REPORT = 1;
+const C_ID = 2;
+const C_PARENT = 3;
 
 /**
  * Forwarded-copy detection, per slot in `sigs` (4 words): signatures of the
@@ -233,6 +237,8 @@ export class FlowTable implements LayerSink {
   private wprev!: Int32Array;
   private wnext!: Int32Array;
   private wbucket!: Uint16Array;
+  /** Cold words per slot (C_*): first time, last report time, flow id, tunnel parent id. */
+  private cold!: Float64Array;
   /** Free slots: a stack linked through word 0 of each free record (next + 1; 0 ends it). */
   private freeHead = -1;
   /** Slots [fresh, capacity) were never used. */
@@ -305,6 +311,9 @@ export class FlowTable implements LayerSink {
     if (this.u32) u32.set(this.u32);
     this.u32 = u32;
     this.f64 = new Float64Array(buf);
+    const cold = new Float64Array(cap * C_WORDS);
+    if (this.cold) cold.set(this.cold);
+    this.cold = cold;
     const wprev = new Int32Array(cap);
     const wnext = new Int32Array(cap);
     const wbucket = new Uint16Array(cap);
@@ -339,7 +348,7 @@ export class FlowTable implements LayerSink {
   /** Bytes of memory the table holds (records, index, timer links, copy signatures, TCP state). */
   memoryBytes(): number {
     return this.u32.byteLength + this.index.byteLength + this.wprev.byteLength + this.wnext.byteLength +
-      this.wbucket.byteLength + this.sigs.byteLength + this.wheres.byteLength + this.tcp.memoryBytes();
+      this.wbucket.byteLength + this.cold.byteLength + this.sigs.byteLength + this.wheres.byteLength + this.tcp.memoryBytes();
   }
 
   /** Bytes of memory per flow slot: record, index share, timer links, copy signatures, and the TCP tracker's. */
@@ -435,7 +444,7 @@ export class FlowTable implements LayerSink {
     const b = s * REC_U32;
     const f = s * REC_F64;
     const idle = this.f64[f + F_LAST] + this.idleNs[(this.u32[b + R_META] >>> 2) & 7];
-    const active = this.f64[f + F_REPORT] + this.activeNs;
+    const active = this.cold[s * C_WORDS + C_REPORT] + this.activeNs;
     return idle < active ? idle : active;
   }
 
@@ -535,7 +544,7 @@ export class FlowTable implements LayerSink {
         ((sigs[sb + d] === sig && w0 !== 0 && w0 !== where) || (sigs[sb + SIG_OLD + d] === sig && w1 !== 0 && w1 !== where))) {
         u[b + R_META] = meta | META_COPY;
         this.copies++;
-        return f[fb + F_ID];
+        return s;
       }
       sigs[sb + SIG_OLD + d] = sigs[sb + d];
       sigs[sb + d] = sig;
@@ -553,7 +562,7 @@ export class FlowTable implements LayerSink {
     f[fb + F_PAY + d] += p.payloadLen;
     if (p.sllType >= 0) u[b + R_IFSLL] |= (1 << (p.sllType & 7)) << ((d + 2) << 3);
     if (now > f[fb + F_LAST]) f[fb + F_LAST] = now;
-    else if (now < f[fb + F_FIRST]) f[fb + F_FIRST] = now;
+    else if (now < this.cold[s * C_WORDS + C_FIRST]) this.cold[s * C_WORDS + C_FIRST] = now;
     if (p.proto === PROTO_TCP && p.hasL4) {
       const c = this.tcp.segment(s, u[b + R_TCP], fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
       const old = (meta >>> 2) & 7;
@@ -566,10 +575,12 @@ export class FlowTable implements LayerSink {
         }
       }
     }
-    return f[fb + F_ID];
+    return s;
   }
 
   private create(h: number, p: Packet, srcIsA: boolean): number {
+    // The tunnel carrier's id, read before an eviction below could reuse its slot.
+    const parent = p.parent >= 0 ? this.cold[p.parent * C_WORDS + C_ID] : -1;
     if (this.count >= this.capacity) {
       if (this.capacity < this.maxFlows) this.allocate(Math.min(this.maxFlows, nextCapacity(this.capacity)));
       else this.evict();
@@ -625,11 +636,13 @@ export class FlowTable implements LayerSink {
     u[b + R_META] = meta;
     u[b + R_IFSLL] = p.ifIndex & 0xffff;
     const now = this.now;
-    f[fb + F_FIRST] = now;
     f[fb + F_LAST] = now;
-    f[fb + F_REPORT] = now;
-    f[fb + F_ID] = this.nextId++;
-    f[fb + F_PARENT] = p.parent;
+    const cold = this.cold;
+    const cb = s * C_WORDS;
+    cold[cb + C_FIRST] = now;
+    cold[cb + C_REPORT] = now;
+    cold[cb + C_ID] = this.nextId++;
+    cold[cb + C_PARENT] = parent;
     if (this.cursor !== this.cursor) this.cursor = Math.floor(now / TICK_NS);
     this.schedule(s);
     return s;
@@ -708,10 +721,10 @@ export class FlowTable implements LayerSink {
       if (f[fb + F_LAST] + this.idleNs[(u[b + R_META] >>> 2) & 7] < t) {
         this.end(s, END_IDLE);
       } else {
-        if (f[fb + F_REPORT] + this.activeNs <= t) {
+        if (this.cold[s * C_WORDS + C_REPORT] + this.activeNs <= t) {
           this.ends[END_ACTIVE]++;
           this.onReport(this, s, END_ACTIVE, false);
-          f[fb + F_REPORT] = t;
+          this.cold[s * C_WORDS + C_REPORT] = t;
         }
         this.schedule(s);
       }
@@ -722,7 +735,7 @@ export class FlowTable implements LayerSink {
   /** Ends every live flow (end of input), in the order they started. */
   flush(): void {
     const u = this.u32;
-    const f = this.f64;
+    const c = this.cold;
     const n = this.count;
     const slots = new Int32Array(n);
     let i = 0;
@@ -730,11 +743,11 @@ export class FlowTable implements LayerSink {
     if (this.nextId < 2 ** 31 && this.capacity <= 4194304) {
       // Flow ids below 2^31 and slots below 2^22 pack into one exact number: a native sort, no comparator.
       const order = new Float64Array(n);
-      for (let j = 0; j < n; j++) order[j] = f[slots[j] * REC_F64 + F_ID] * 4194304 + slots[j];
+      for (let j = 0; j < n; j++) order[j] = c[slots[j] * C_WORDS + C_ID] * 4194304 + slots[j];
       order.sort();
       for (let j = 0; j < n; j++) slots[j] = order[j] % 4194304;
     } else {
-      slots.sort((x, y) => f[x * REC_F64 + F_ID] - f[y * REC_F64 + F_ID]);
+      slots.sort((x, y) => c[x * C_WORDS + C_ID] - c[y * C_WORDS + C_ID]);
     }
     for (let j = 0; j < n; j++) this.end(slots[j], END_EOF);
   }
@@ -835,16 +848,16 @@ export class FlowTable implements LayerSink {
     return (this.u32[s * REC_U32 + R_IFSLL] >>> (orig ? 16 : 24)) & 0xff;
   }
   first(s: number): number {
-    return this.f64[s * REC_F64 + F_FIRST];
+    return this.cold[s * C_WORDS + C_FIRST];
   }
   last(s: number): number {
     return this.f64[s * REC_F64 + F_LAST];
   }
   flowId(s: number): number {
-    return this.f64[s * REC_F64 + F_ID];
+    return this.cold[s * C_WORDS + C_ID];
   }
   parentId(s: number): number {
-    return this.f64[s * REC_F64 + F_PARENT];
+    return this.cold[s * C_WORDS + C_PARENT];
   }
   pkts(s: number, orig: boolean): number {
     return this.f64[s * REC_F64 + F_PKTS + (orig ? 0 : 1)];
