@@ -4,7 +4,9 @@
  * written), 2 usage error. Errors are one line each on stderr.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
 import { readCaptureFile } from './capture/file.js';
 import type { ReadResult } from './capture/types.js';
 import { Pipeline } from './pipeline.js';
@@ -12,6 +14,7 @@ import { DEFAULT_MAX_FLOWS, DEFAULT_TIMEOUTS, type FlowTimeouts } from './flows/
 import { Summary } from '../exporters/summary.js';
 import { LocalNets } from './flows/localnets.js';
 import { LineWriter, flowRecordLine } from '../exporters/ndjson.js';
+import { OffloadWriter, WORKER_SCRIPT } from '../exporters/ndjson-offload.js';
 import { DEFAULT_MAX_SERIES, DEFAULT_TOP_FLOWS, FlowtapMetrics } from '../exporters/metrics.js';
 import { OpenMetricsBackfill, type BackfillStats } from '../exporters/openmetrics.js';
 import { parseListen, startHttpServer } from '../exporters/http.js';
@@ -207,8 +210,14 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
   const summary = cfg.quiet ? undefined : new Summary();
   if (summary) pipeline.onFlowReport(summary.listener);
   let writer: LineWriter | undefined;
-  if (cfg.flows !== undefined) writer = new LineWriter(cfg.flows);
+  let offload: OffloadWriter | undefined;
   const onLine = hooks.onLine;
+  if (cfg.flows !== undefined) {
+    if (!onLine && useFlowsWorker()) {
+      const o = (offload = new OffloadWriter(cfg.flows, pipeline, flowsRingSlots()));
+      pipeline.onFlowReport((t, s, reason, final) => o.record(t, s, reason, final));
+    } else writer = new LineWriter(cfg.flows);
+  }
   if (writer || onLine) {
     const w = writer;
     const ctx = { clock: pipeline.clock, interfaceName: (i: number) => pipeline.interfaceName(i) };
@@ -251,8 +260,26 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
     backfill?.abort();
     progress?.stop();
     writer?.close();
+    await offload?.close();
   }
   return { pipeline, summary, files, status, metrics, openmetrics };
+}
+
+/**
+ * Whether `--flows` records are encoded on a worker thread (ndjson-offload.ts):
+ * with two or more CPUs, unless FLOWTAP_FLOWS_WORKER=0 (1 forces it), and
+ * only from the compiled build (the worker is a .js file of its own).
+ */
+function useFlowsWorker(): boolean {
+  const v = process.env.FLOWTAP_FLOWS_WORKER;
+  if (v === '0' || !existsSync(fileURLToPath(WORKER_SCRIPT))) return false;
+  return v === '1' || availableParallelism() >= 2;
+}
+
+/** Ring slots between the capture thread and the NDJSON worker (FLOWTAP_FLOWS_RING, default 4096). */
+function flowsRingSlots(): number {
+  const n = Number(process.env.FLOWTAP_FLOWS_RING ?? 4096);
+  return Number.isInteger(n) && n >= 1 && n <= 1 << 20 ? n : 4096;
 }
 
 function startProgress(p: Pipeline): { stop(): void; clear(): void } {
@@ -327,7 +354,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const err = e as NodeJS.ErrnoException;
-    process.stderr.write(`flowtap: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
+    const prefix = err.code && !String(err.message).startsWith(err.code) ? `${err.code}: ` : '';
+    process.stderr.write(`flowtap: ${prefix}${err.message}\n`);
     return 1;
   }
 }

@@ -292,8 +292,12 @@ export class LineWriter {
   private readonly enc: ByteEncoder;
   lines = 0;
 
-  constructor(path: string) {
-    if (path === '-') {
+  /** Opens `path` (`-` = stdout), or writes to the open descriptor `fd` (which close() leaves open). */
+  constructor(path: string | { fd: number }) {
+    if (typeof path === 'object') {
+      this.fd = path.fd;
+      this.ownsFd = false;
+    } else if (path === '-') {
       this.fd = 1;
       this.ownsFd = false;
     } else {

@@ -37,7 +37,7 @@
  */
 import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
-import { TcpTracker } from './tcp.js';
+import { BYTES_PER_SLOT as TCP_RECORD_BYTES, TcpTracker } from './tcp.js';
 import { LocalNets, isLoopback } from './localnets.js';
 import { nextCapacity, releaseGarbage } from './growth.js';
 
@@ -73,6 +73,7 @@ export const F_PKTS = 8; // +0 orig, +1 resp
 export const F_IP = 10;
 export const F_WIRE = 12;
 export const F_PAY = 14;
+const TCP_RECORD_U32 = TCP_RECORD_BYTES >> 2;
 // ---- cold words, 4 f64 per slot in `cold`: written when a flow starts, read when it is reported ----
 const C_WORDS = 4;
 const C_FIRST = 0;
@@ -220,8 +221,8 @@ export class FlowTable implements LayerSink {
   clock = -Infinity;
 
   /** Flow records (see the layout constants), two views of one buffer. */
-  u32!: Uint32Array;
-  f64!: Float64Array;
+  u32!: Uint32Array<ArrayBufferLike>;
+  f64!: Float64Array<ArrayBufferLike>;
   /** Forwarded-copy signatures and where they were seen (only while `dedupe` is on; see SIG_WORDS). */
   private sigs = new Uint32Array(0);
   private wheres = new Uint32Array(0);
@@ -238,7 +239,7 @@ export class FlowTable implements LayerSink {
   private wnext!: Int32Array;
   private wbucket!: Uint16Array;
   /** Cold words per slot (C_*): first time, last report time, flow id, tunnel parent id. */
-  private cold!: Float64Array;
+  private cold!: Float64Array<ArrayBufferLike>;
   /** Free slots: a stack linked through word 0 of each free record (next + 1; 0 ends it). */
   private freeHead = -1;
   /** Slots [fresh, capacity) were never used. */
@@ -343,6 +344,50 @@ export class FlowTable implements LayerSink {
     // Rebuilt from the old index's [slot + 1, hash] entries: a sequential read, no record touched.
     if (oldIndex) for (let i = 0; i < oldIndex.length; i += 2) if (oldIndex[i] !== 0) this.indexInsert(oldIndex[i] - 1, oldIndex[i + 1]);
     if (old > 0) releaseGarbage();
+  }
+
+  /**
+   * Copies what the exporters read of the flow in `s` into slot `i` of the
+   * storage of a table made by over(): its record, its cold words and, for
+   * TCP, its TCP record. Returns the TCP history letters beyond the inline
+   * ones ('' when none), which the copy does not hold (setExtraHistory).
+   */
+  exportFlow(s: number, to: FlowTable, i: number): string {
+    const u = this.u32;
+    const d = to.u32;
+    const b = s * REC_U32;
+    const db = i * REC_U32;
+    for (let k = 0; k < REC_U32; k++) d[db + k] = u[b + k];
+    const cb = s * C_WORDS;
+    const dc = i * C_WORDS;
+    for (let k = 0; k < C_WORDS; k++) to.cold[dc + k] = this.cold[cb + k];
+    if ((u[b + 9] & 0xff) !== PROTO_TCP) return '';
+    return this.tcp.exportRecord(s, to.tcp.exportView(), i * TCP_RECORD_U32);
+  }
+
+  /**
+   * A table of `slots` flows over storage of its own making in `buf` from
+   * `byteOffset` (FlowTable.storageBytes(slots) bytes): records, cold words
+   * and TCP records, slot i's TCP record being record i. It takes no
+   * packets; exportFlow() fills its slots and the export accessors read
+   * them (the NDJSON worker has one over a SharedArrayBuffer).
+   */
+  static over(buf: ArrayBufferLike, byteOffset: number, slots: number): FlowTable {
+    const t = new FlowTable({ maxFlows: 16, initialCapacity: 16 });
+    let o = byteOffset;
+    t.u32 = new Uint32Array(buf, o, slots * REC_U32);
+    t.f64 = new Float64Array(buf, o, slots * REC_F64);
+    o += slots * REC_BYTES;
+    t.cold = new Float64Array(buf, o, slots * C_WORDS);
+    o += slots * C_WORDS * 8;
+    (t as { tcp: TcpTracker }).tcp = TcpTracker.over(buf, o, slots);
+    t.capacity = slots;
+    return t;
+  }
+
+  /** Bytes of storage over() needs for `slots` flows. */
+  static storageBytes(slots: number): number {
+    return slots * (REC_BYTES + C_WORDS * 8 + TCP_RECORD_U32 * 4);
   }
 
   /** Bytes of memory the table holds (records, index, timer links, copy signatures, TCP state). */

@@ -278,10 +278,10 @@ export class TcpTracker {
   /** Records [fresh, recCap) were never used. */
   private fresh = 0;
   /** All records; u32/u16/u8/f64 are views of the same buffer. */
-  private u32 = new Uint32Array(0);
-  private u16 = new Uint16Array(0);
-  private u8 = new Uint8Array(0);
-  private f64 = new Float64Array(0);
+  private u32: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  private u16: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
+  private u8: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+  private f64: Float64Array<ArrayBufferLike> = new Float64Array(0);
   /** History letters beyond the inline 12, by slot. */
   private readonly extra = new Map<number, string>();
 
@@ -322,6 +322,48 @@ export class TcpTracker {
     this.f64 = new Float64Array(buf);
     this.recCap = cap;
     if (old > 0) releaseGarbage();
+  }
+
+  /**
+   * Copies the TCP record of the flow in `slot` to dst[off, off + BYTES_PER_SLOT)
+   * and returns its history letters beyond the inline ones ('' when none).
+   */
+  exportRecord(slot: number, dst: Uint32Array<ArrayBufferLike>, off: number): string {
+    const r = this.rec[slot];
+    const u = this.u32;
+    const b = r * R32;
+    for (let i = 0; i < R32; i++) dst[off + i] = u[b + i];
+    return (this.u8[r * REC + O8_FLAGS] & CF_OVERFLOW) !== 0 ? this.extra.get(slot) ?? '' : '';
+  }
+
+  /**
+   * A read-only tracker over records stored elsewhere (`buf` from
+   * `byteOffset`, `slots` records of BYTES_PER_SLOT bytes): slot i's record is
+   * record i. Export accessors only (the worker that writes NDJSON).
+   */
+  static over(buf: ArrayBufferLike, byteOffset: number, slots: number): TcpTracker {
+    const t = new TcpTracker(0);
+    t.u8 = new Uint8Array(buf, byteOffset, slots * REC);
+    t.u16 = new Uint16Array(buf, byteOffset, slots * R16);
+    t.u32 = new Uint32Array(buf, byteOffset, slots * R32);
+    t.f64 = new Float64Array(buf, byteOffset, slots * R64);
+    t.rec = new Int32Array(slots);
+    for (let i = 0; i < slots; i++) t.rec[i] = i;
+    t.capacity = slots;
+    t.recCap = slots;
+    t.fresh = slots;
+    return t;
+  }
+
+  /** The u32 view of all records (a tracker from over(): record i is slot i's). */
+  exportView(): Uint32Array<ArrayBufferLike> {
+    return this.u32;
+  }
+
+  /** Sets the history letters beyond the inline ones of `slot` (a tracker from over()). */
+  setExtraHistory(slot: number, letters: string): void {
+    if (letters === '') this.extra.delete(slot);
+    else this.extra.set(slot, letters);
   }
 
   /** The TCP record of the flow in `slot` (what reset() returned), -1 for none. */
