@@ -208,16 +208,17 @@ export async function analyze(cfg: AnalyzeConfig, hooks: AnalyzeHooks = {}): Pro
   const popts = { maxFlows: cfg.maxFlows, timeouts: cfg.timeouts, localNets };
   const pipeline = hooks.makePipeline ? hooks.makePipeline(popts) : new Pipeline(popts);
   const summary = cfg.quiet ? undefined : new Summary();
-  if (summary) pipeline.onFlowReport(summary.listener);
   let writer: LineWriter | undefined;
   let offload: OffloadWriter | undefined;
   const onLine = hooks.onLine;
   if (cfg.flows !== undefined) {
     if (!onLine && useFlowsWorker()) {
-      const o = (offload = new OffloadWriter(cfg.flows, pipeline, flowsRingSlots()));
+      // The worker writes the records and counts the summary's per-flow part too.
+      const o = (offload = new OffloadWriter(cfg.flows, pipeline, flowsRingSlots(), summary));
       pipeline.onFlowReport((t, s, reason, final) => o.record(t, s, reason, final));
     } else writer = new LineWriter(cfg.flows);
   }
+  if (summary && !offload) pipeline.onFlowReport(summary.listener);
   if (writer || onLine) {
     const w = writer;
     const ctx = { clock: pipeline.clock, interfaceName: (i: number) => pipeline.interfaceName(i) };

@@ -27,6 +27,7 @@ import { openSync, closeSync } from 'node:fs';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { FlowTable } from '../agent/flows/table.js';
 import type { Pipeline } from '../agent/pipeline.js';
+import type { Summary, SummaryState } from './summary.js';
 
 export const H_W = 0;
 export const H_R = 16;
@@ -52,6 +53,8 @@ export interface OffloadData {
   slots: number;
   fd: number;
   port: MessagePort;
+  /** Run the summary's listener too, and post its state at the end. */
+  summary: boolean;
 }
 
 /** Byte offsets of the ring's parts for `slots` slots. */
@@ -81,9 +84,14 @@ export class OffloadWriter {
   private namesSent = 0;
   private closed = false;
   private workerError: Error | undefined;
+  private summaryState: SummaryState | undefined;
 
-  /** Opens `path` (`-` = stdout) and starts the worker; `slots` is the ring size (a power of two is not needed). */
-  constructor(path: string, private readonly pipeline: Pipeline, readonly slots = 4096) {
+  /**
+   * Opens `path` (`-` = stdout) and starts the worker; `slots` is the ring
+   * size. With `summary`, the worker also runs that summary's listener on the
+   * reports, and close() hands what it counted to `summary` (absorb()).
+   */
+  constructor(path: string, private readonly pipeline: Pipeline, readonly slots = 4096, private readonly summary?: Summary) {
     if (path === '-') {
       this.fd = 1;
       this.ownsFd = false;
@@ -99,12 +107,15 @@ export class OffloadWriter {
     this.ring = FlowTable.over(this.sab, lay.storage, slots);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    const data: OffloadData = { sab: this.sab, slots, fd: this.fd, port: port2 };
+    const data: OffloadData = { sab: this.sab, slots, fd: this.fd, port: port2, summary: summary !== undefined };
     this.worker = new Worker(WORKER_SCRIPT, { workerData: data, transferList: [port2] });
     this.done = new Promise((resolve) => {
       this.worker.once('error', (e) => {
         this.workerError ??= e instanceof Error ? e : new Error(String(e));
         resolve();
+      });
+      this.worker.on('message', (m: { summary?: SummaryState }) => {
+        if (m.summary) this.summaryState = m.summary;
       });
       this.worker.once('exit', () => resolve());
     });
@@ -184,5 +195,9 @@ export class OffloadWriter {
     this.port.close();
     if (this.ownsFd) closeSync(this.fd);
     if (err) throw err;
+    if (this.summary) {
+      if (!this.summaryState) throw new Error('the NDJSON worker ended without its summary');
+      this.summary.absorb(this.summaryState);
+    }
   }
 }

@@ -2,13 +2,15 @@
  * Worker side of ndjson-offload.ts: encodes the ring's slots in order and
  * writes them to the descriptor it was given.
  */
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { FlowTable } from '../agent/flows/table.js';
 import { Clock } from '../agent/clock.js';
 import { LineWriter } from './ndjson.js';
+import { Summary } from './summary.js';
 import { F_HISTORY, F_NAMES, H_CLOSED, H_ERROR, H_IDLE, H_R, H_SLEEP, H_W, H_WAIT, HEADER_BYTES, META_WORDS, ringLayout, type OffloadData } from './ndjson-offload.js';
 
-const { sab, slots, fd, port } = workerData as OffloadData;
+const { sab, slots, fd, port, summary: withSummary } = workerData as OffloadData;
+const summary = withSummary ? new Summary() : undefined;
 const h = new Int32Array(sab, 0, HEADER_BYTES / 4);
 const lay = ringLayout(slots);
 const meta = new Int32Array(sab, lay.meta, slots * META_WORDS);
@@ -55,11 +57,13 @@ try {
       ring.tcp.setExtraHistory(i, flags & F_HISTORY ? (side() as string) : '');
       clock.base = bases[i];
       out.record(ring, i, meta[m], meta[m + 1] === 1, ctx);
+      if (summary) summary.listener(ring, i, meta[m], meta[m + 1] === 1);
     }
     Atomics.store(h, H_R, r);
     if (Atomics.load(h, H_WAIT) !== 0) Atomics.notify(h, H_R);
   }
   out.flush();
+  if (summary) parentPort!.postMessage({ summary: summary.state() });
 } catch (e) {
   fail(e);
 }

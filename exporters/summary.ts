@@ -17,12 +17,24 @@ interface TopFlow { uid: string; proto: string; orig: string; orig_p: number; re
 
 const TOP = 10;
 
+/** What a Summary counted, as plain data (the NDJSON worker runs the listener and hands this back). */
+export interface SummaryState {
+  byProto: (ProtoStats | undefined)[];
+  top: TopFlow[];
+  topHosts: TopHost[];
+  hostsExact: boolean;
+  byDirection: Float64Array;
+  flows: number;
+}
+
 export class Summary {
   /** By IP protocol number. */
   private readonly byProto: (ProtoStats | undefined)[] = new Array(256);
   private top: TopFlow[] = [];
   private topMin = 0;
   private readonly hosts = new HostTable();
+  /** Top hosts counted elsewhere (absorb()), instead of `hosts`. */
+  private absorbed: { top: TopHost[]; exact: boolean } | undefined;
   /** Flows by direction (DIRECTIONS index). */
   private readonly byDirection = new Float64Array(DIRECTIONS.length);
   flows = 0;
@@ -60,6 +72,27 @@ export class Summary {
     }
   };
 
+  /** What this summary counted, for absorb() in another thread's Summary. */
+  state(): SummaryState {
+    return {
+      byProto: this.byProto,
+      top: this.top,
+      topHosts: this.hosts.top(TOP),
+      hostsExact: this.hosts.exact,
+      byDirection: this.byDirection,
+      flows: this.flows,
+    };
+  }
+
+  /** Takes over what another Summary counted (this one must not have counted anything). */
+  absorb(st: SummaryState): void {
+    for (let i = 0; i < st.byProto.length; i++) if (st.byProto[i]) this.byProto[i] = st.byProto[i];
+    this.top = st.top;
+    this.byDirection.set(st.byDirection);
+    this.flows = st.flows;
+    this.absorbed = { top: st.topHosts, exact: st.hostsExact };
+  }
+
   toJSON(p: Pipeline, files: ReadResult[]): Record<string, unknown> {
     const clock = p.clock;
     const decodeErrors: Record<string, number> = {};
@@ -79,7 +112,7 @@ export class Summary {
       protos.push([name === 'unknown_transport' ? `ip-proto-${proto}` : name, v]);
     });
     for (const [k, v] of protos.sort((a, b) => b[1].bytes - a[1].bytes)) flowsByProto[k] = v;
-    const hosts = this.hosts.top(TOP);
+    const hosts = this.absorbed ? this.absorbed.top : this.hosts.top(TOP);
     const evictions: Record<string, number> = {};
     END_REASONS.forEach((r, i) => (evictions[r] = p.table.ends[i]));
     const has = p.packets > 0;
@@ -103,7 +136,7 @@ export class Summary {
       },
       top_flows: this.top,
       top_hosts: hosts,
-      top_hosts_exact: this.hosts.exact,
+      top_hosts_exact: this.absorbed ? this.absorbed.exact : this.hosts.exact,
       decode_errors: decodeErrors,
       decode_error_packets: p.reasons.reduce((a, b) => a + b, 0),
       non_ip_frames: nonIp,

@@ -26,13 +26,13 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function run(args: string[], env: Record<string, string>): { status: number | null; stderr: string } {
+function run(args: string[], env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, 'analyze', ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',
   });
-  return { status: r.status, stderr: r.stderr };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** NDJSON of `files` written in-thread and by the worker (ring of `ring` slots); both must succeed. */
@@ -72,6 +72,27 @@ describe('NDJSON written by the worker thread', () => {
     }
     expect(reference).toContain('"final":false');
     expect(reference!.split('\n').length).toBeGreaterThan(3000);
+  });
+
+  it('counts the same summary (the worker runs its per-flow part), as JSON and as text', () => {
+    const file = join(dir, 'random-summary.pcap');
+    writeFileSync(file, randomTraffic({ seed: 5, flows: 2000, seconds: 600 }));
+    const fixture = join(ROOT, 'test', 'fixtures', 'router-any-sll2.pcap');
+    for (const extra of [['--json'], []]) {
+      const out: string[] = [];
+      for (const w of ['0', '1']) {
+        const r = run([file, fixture, '--flows', '/dev/null', '--local-net', '10.9.0.0/16', ...extra], { FLOWTAP_FLOWS_WORKER: w, FLOWTAP_FLOWS_RING: '5' });
+        expect(r.status).toBe(0);
+        out.push(r.stdout);
+      }
+      expect(out[1]).toBe(out[0]);
+      if (extra.length) {
+        const j = JSON.parse(out[0]);
+        expect(j.flows).toBeGreaterThan(2000);
+        expect(j.top_hosts.length).toBe(10);
+        expect(j.flows_by_direction.inbound).toBeGreaterThan(0);
+      }
+    }
   });
 
   it('carries TCP histories longer than the inline 12 letters', () => {
