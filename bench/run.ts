@@ -7,6 +7,7 @@
  * Sections (default: all):
  *   reader      bench/readers.ts benchReaders(): read + walk records, no decode
  *   e2e         flowtap analyze FILE --flows /dev/null --json
+ *   e2e-1t      the same on one thread (FLOWTAP_FLOWS_WORKER=0: records encoded in the capture thread)
  *   ndjson      flowtap analyze FILE --flows bench/out/flows.ndjson --json
  *   softflowd   C reference: softflowd -r FILE (flows kept in memory, nothing sent)
  *   nfpcapd     C reference: nfpcapd -r FILE -w DIR (nfcapd files written)
@@ -30,7 +31,7 @@ const OUT_DIR = join(ROOT, 'bench', 'out');
 const TIME_BIN = '/usr/bin/time';
 const TIME_MARK = '@@flowtap-bench@@';
 
-const SECTIONS = ['reader', 'e2e', 'ndjson', 'softflowd', 'nfpcapd'] as const;
+const SECTIONS = ['reader', 'e2e', 'e2e-1t', 'ndjson', 'softflowd', 'nfpcapd'] as const;
 type Section = (typeof SECTIONS)[number];
 const ALIASES: Record<string, Section[]> = {
   all: [...SECTIONS],
@@ -264,11 +265,11 @@ interface RunSample {
 const haveTime = existsSync(TIME_BIN);
 
 /** Runs a command, measuring wall time, CPU time and peak RSS. */
-function measure(cmd: string, args: string[], timeoutSec: number): Promise<RunSample> {
+function measure(cmd: string, args: string[], timeoutSec: number, env?: Record<string, string>): Promise<RunSample> {
   return new Promise((resolveRun, reject) => {
     const argv = haveTime ? ['-f', `${TIME_MARK} %e %U %S %M`, cmd, ...args] : args;
     const t0 = process.hrtime.bigint();
-    const child = spawn(haveTime ? TIME_BIN : cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(haveTime ? TIME_BIN : cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;
@@ -358,7 +359,7 @@ interface BenchSpec {
   node: boolean;
   /** Why it cannot run, or undefined. */
   unavailable(): string | undefined;
-  command(cap: CaptureInfo): { cmd: string; args: string[] };
+  command(cap: CaptureInfo): { cmd: string; args: string[]; env?: Record<string, string> };
   before?(): void;
   /** Reads what the run reported: packets seen, extra numbers; throws when the output makes no sense. */
   inspect(s: RunSample, cap: CaptureInfo): { packets?: number; extra?: Record<string, number | string> };
@@ -454,6 +455,14 @@ const BENCHES: BenchSpec[] = [
     node: true,
     unavailable: flowtapUnavailable,
     command: (cap) => ({ cmd: NODE, args: [FLOWTAP_BIN, 'analyze', cap.path, '--flows', '/dev/null', '--json'] }),
+    inspect: (s) => flowtapInspect(s),
+  },
+  {
+    name: 'e2e-1t',
+    title: 'flowtap analyze, flows to /dev/null, one thread',
+    node: true,
+    unavailable: flowtapUnavailable,
+    command: (cap) => ({ cmd: NODE, args: [FLOWTAP_BIN, 'analyze', cap.path, '--flows', '/dev/null', '--json'], env: { FLOWTAP_FLOWS_WORKER: '0' } }),
     inspect: (s) => flowtapInspect(s),
   },
   {
@@ -573,7 +582,7 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
     log(`${spec.name}: not available: ${why}`);
     return { ...res, status: 'not available', reason: why };
   }
-  const { cmd, args } = spec.command(cap);
+  const { cmd, args, env } = spec.command(cap);
   const profDir = join(OUT_DIR, 'prof', spec.name);
   let runs = o.runs;
   if (o.cpuProf) {
@@ -586,11 +595,11 @@ async function runBench(spec: BenchSpec, cap: CaptureInfo, o: Options): Promise<
     runs = 1;
     res.title += ' [--cpu-prof]';
   }
-  res.command = [cmd, ...args].map((a) => (/^[\w./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+  res.command = [...Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`), cmd, ...args].map((a) => (/^[\w./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
   for (let i = 0; i < runs; i++) {
     spec.before?.();
     const load = loadavg()[0]!;
-    const s = await measure(cmd, args, o.timeoutSec);
+    const s = await measure(cmd, args, o.timeoutSec, env);
     const failed = s.timedOut ? `timed out after ${o.timeoutSec} s` : s.exitCode !== 0 ? `exit status ${s.exitCode ?? s.signal}` : undefined;
     let seen: { packets?: number; extra?: Record<string, number | string> } = {};
     let bad = failed;
