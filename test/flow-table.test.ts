@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pcapFile, type Packet as Rec } from './gen/pcap-writer.js';
-import { ACK, FIN, RST, SYN, bytes, eth, icmp, ipv4, ipv6, tcp, udp, vlanTag } from './gen/packets.js';
+import { ACK, FIN, RST, SYN, bytes, eth, icmp, ipv4, ipv6, sll2, tcp, udp, vlanTag } from './gen/packets.js';
 import { analyzeFiles } from './helpers/analyze.js';
 import { main } from '../agent/cli.js';
 import { Pipeline } from '../agent/pipeline.js';
@@ -224,5 +224,35 @@ describe('flow table', () => {
     const r = await analyzeFiles([f]);
     expect(r.records[0]).toMatchObject({ proto: 'tcp', conn_state: 'SF', orig_pkts: 4, resp_pkts: 2 });
     expect(r.pipeline.table.ends[0]).toBe(1); // ended by the idle sweep at 5 s, before the UDP flow
+  });
+
+  it('counts a forwarded packet once however many packets of its flow arrive before its copy leaves (capture on any)', async () => {
+    // A router captured on `any` (SLL2): a batch of 64 data segments arrives (packet type host, ifindex 2)
+    // before any of them leaves (outgoing, ifindex 3), then the ACKs, IPv6 duplicates among them
+    // (identical headers: no IP id), interleaved the same way.
+    const recs: Rec[] = [];
+    let t = 0;
+    const v6 = (flags: number, seq: number, ack: number, len: number, fromClient: boolean) => ipv6(
+      { nh: 6, src: fromClient ? '2001:db8:1::10' : '2001:db8:2::20', dst: fromClient ? '2001:db8:2::20' : '2001:db8:1::10' },
+      tcp({ sport: fromClient ? 40000 : 443, dport: fromClient ? 443 : 40000, flags, seq, ack }, bytes(len)));
+    const both = (pkts: Uint8Array[], inIf: number, outIf: number) => {
+      for (const p of pkts) recs.push({ sec: T0, nsec: (t += 1000), data: sll2(0, 0x86dd, inIf, p) });
+      for (const p of pkts) recs.push({ sec: T0, nsec: (t += 1000), data: sll2(4, 0x86dd, outIf, p) });
+    };
+    both([v6(SYN, 1000, 0, 0, true)], 2, 3);
+    both([v6(SYN | ACK, 9000, 1001, 0, false)], 3, 2);
+    both([v6(ACK, 1001, 9001, 0, true)], 2, 3);
+    const data: Uint8Array[] = [];
+    for (let i = 0; i < 64; i++) data.push(v6(ACK, 1001 + i * 100, 9001, 100, true));
+    both(data, 2, 3);
+    // Six ACKs, three of them duplicates of the same ACK (a lost segment), all in one batch.
+    const acks = [3401, 3401, 3401, 3401, 7401, 7401].map((a) => v6(ACK, 9001, a, 0, false));
+    both(acks, 3, 2);
+    const f = join(dir, `t${n++}.pcap`);
+    writeFileSync(f, pcapFile(recs, { linktype: 276 }));
+    const r = await analyzeFiles([f]);
+    expect(r.records).toHaveLength(1);
+    expect(r.records[0]).toMatchObject({ proto: 'tcp', direction: 'forwarded', orig_pkts: 2 + 64, resp_pkts: 1 + 6, orig_bytes: 6400 });
+    expect(r.pipeline.table.copies).toBe(recs.length / 2);
   });
 });

@@ -14,8 +14,8 @@
  *    read through a Uint32Array and a Float64Array over the same buffer,
  * plus the TCP tracker's record for TCP. What a flow needs only when it
  * starts or is reported (first time, last report, flow id, tunnel parent)
- * lives in `cold`, 32 bytes per slot; forwarded-copy signatures in arrays
- * of their own, allocated only for inputs that can hold copies.
+ * lives in `cold`, 32 bytes per slot. Forwarded-copy detection has a cache
+ * of its own (COPY_BITS), allocated only for inputs that can hold copies.
  *
  * Memory grows with the live flows: the table starts at 64 Ki slots and
  * grows by an eighth (growth.ts), so a large table is at least 8/9 full
@@ -82,13 +82,18 @@ const C_ID = 2;
 const C_PARENT = 3;
 
 /**
- * Forwarded-copy detection, per slot in `sigs` (4 words): signatures of the
- * last two counted packets from the originator (0, 2) and the responder
- * (1, 3); in `wheres` where each was seen (one byte each, in the order o0 r0
- * o1 r1; 0x80 | (ifIndex & 15) << 3 | (SLL type + 1)).
+ * Forwarded-copy detection: a direct-mapped cache of the packets counted
+ * lately, whatever their flow, 4 words an entry: flow slot and direction
+ * (tag), packet signature, where it was seen ((ifIndex + 1) << 3 | SLL type
+ * + 1), time in ms. A packet whose (slot, direction, signature) entry was
+ * seen elsewhere less than COPY_WINDOW ago is a copy. Unlike a few
+ * signatures per flow, this finds copies however many packets of the flow
+ * came in between (a router's batch of arrivals before its departures);
+ * an entry overwritten by another packet only means that packet's copy is
+ * counted again.
  */
-const SIG_WORDS = 4;
-const SIG_OLD = 2;
+const COPY_BITS = 16;
+const COPY_ENTRIES = 1 << COPY_BITS;
 
 const META_ORIG_A = 1;
 const META_LIVE = 2;
@@ -112,8 +117,8 @@ const SLL_OTHERHOST = 1 << 3;
 const SLL_OUTGOING = 1 << 4;
 const ARPHRD_LOOPBACK = 772;
 
-/** Two sightings of one packet further apart than this are not copies of each other. */
-const COPY_WINDOW_NS = 1e9;
+/** Two sightings of one packet further apart than this (ms) are not copies of each other. */
+const COPY_WINDOW_MS = 1000;
 
 export const CLS_TCP_ATTEMPT = 0;
 export const CLS_TCP_ESTABLISHED = 1;
@@ -223,9 +228,8 @@ export class FlowTable implements LayerSink {
   /** Flow records (see the layout constants), two views of one buffer. */
   u32!: Uint32Array<ArrayBufferLike>;
   f64!: Float64Array<ArrayBufferLike>;
-  /** Forwarded-copy signatures and where they were seen (only while `dedupe` is on; see SIG_WORDS). */
-  private sigs = new Uint32Array(0);
-  private wheres = new Uint32Array(0);
+  /** Packets counted lately, for forwarded-copy detection (only while `dedupe` is on; see COPY_BITS). */
+  private copyCache = new Uint32Array(0);
   /** Index entries: [slot + 1, hash] pairs (0 = empty), so probing and deletion never touch records. */
   private index!: Uint32Array;
   /** Index entries (not a power of two: a hash maps to entry floor(h * size / 2^32)). */
@@ -272,13 +276,8 @@ export class FlowTable implements LayerSink {
     return this.dedupeOn;
   }
   set dedupe(on: boolean) {
-    if (on && !this.dedupeOn) {
-      this.sigs = new Uint32Array(this.capacity * SIG_WORDS);
-      this.wheres = new Uint32Array(this.capacity);
-    } else if (!on) {
-      this.sigs = new Uint32Array(0);
-      this.wheres = new Uint32Array(0);
-    }
+    if (on && !this.dedupeOn) this.copyCache = new Uint32Array(COPY_ENTRIES * 4);
+    else if (!on) this.copyCache = new Uint32Array(0);
     this.dedupeOn = on;
   }
   private dedupeOn = false;
@@ -326,14 +325,6 @@ export class FlowTable implements LayerSink {
     this.wprev = wprev;
     this.wnext = wnext;
     this.wbucket = wbucket;
-    if (this.dedupeOn) {
-      const sigs = new Uint32Array(cap * SIG_WORDS);
-      sigs.set(this.sigs);
-      this.sigs = sigs;
-      const wheres = new Uint32Array(cap);
-      wheres.set(this.wheres);
-      this.wheres = wheres;
-    }
     if (old > 0) this.tcp.grow(cap);
     this.capacity = cap;
     // Load factor at most 5/8 (linear probing: ~1.8 entries looked at per hit, ~4 per miss, mostly in one cache line).
@@ -390,13 +381,13 @@ export class FlowTable implements LayerSink {
     return slots * (REC_BYTES + C_WORDS * 8 + TCP_RECORD_U32 * 4);
   }
 
-  /** Bytes of memory the table holds (records, index, timer links, copy signatures, TCP state). */
+  /** Bytes of memory the table holds (records, index, timer links, cold words, copy cache, TCP state). */
   memoryBytes(): number {
     return this.u32.byteLength + this.index.byteLength + this.wprev.byteLength + this.wnext.byteLength +
-      this.wbucket.byteLength + this.cold.byteLength + this.sigs.byteLength + this.wheres.byteLength + this.tcp.memoryBytes();
+      this.wbucket.byteLength + this.cold.byteLength + this.copyCache.byteLength + this.tcp.memoryBytes();
   }
 
-  /** Bytes of memory per flow slot: record, index share, timer links, copy signatures, and the TCP tracker's. */
+  /** Bytes of memory per flow slot: record, index share, timer links, cold words, copy cache share, and the TCP tracker's. */
   bytesPerSlot(): number {
     return this.memoryBytes() / this.capacity;
   }
@@ -579,22 +570,20 @@ export class FlowTable implements LayerSink {
     if (this.dedupe) {
       // A forwarded packet captured twice (arriving, leaving): count it once.
       const sig = signature(p);
-      const where = 0x80 | ((p.ifIndex & 15) << 3) | ((p.sllType + 1) & 7);
-      const sigs = this.sigs;
-      const sb = s * SIG_WORDS;
-      const w = this.wheres[s];
-      const w0 = (w >>> (d << 3)) & 0xff;
-      const w1 = (w >>> ((d + 2) << 3)) & 0xff;
-      if (now - f[fb + F_LAST] <= COPY_WINDOW_NS &&
-        ((sigs[sb + d] === sig && w0 !== 0 && w0 !== where) || (sigs[sb + SIG_OLD + d] === sig && w1 !== 0 && w1 !== where))) {
+      const where = (((p.ifIndex + 1) << 3) | ((p.sllType + 1) & 7)) >>> 0;
+      const tag = s * 2 + d + 1;
+      const ms = Math.floor(now / 1e6) >>> 0;
+      const c = this.copyCache;
+      const ci = (Math.imul(sig ^ Math.imul(tag, 0x9e3779b1), 0x85ebca6b) >>> (32 - COPY_BITS)) << 2;
+      if (c[ci] === tag && c[ci + 1] === sig && c[ci + 2] !== where && ((ms - c[ci + 3]) >>> 0) <= COPY_WINDOW_MS) {
         u[b + R_META] = meta | META_COPY;
         this.copies++;
         return s;
       }
-      sigs[sb + SIG_OLD + d] = sigs[sb + d];
-      sigs[sb + d] = sig;
-      const keep = ~((0xff << (d << 3)) | (0xff << ((d + 2) << 3)));
-      this.wheres[s] = (w & keep) | (where << (d << 3)) | (w0 << ((d + 2) << 3));
+      c[ci] = tag;
+      c[ci + 1] = sig;
+      c[ci + 2] = where;
+      c[ci + 3] = ms;
     }
     if (p.sllHatype === ARPHRD_LOOPBACK) u[b + R_META] = meta |= META_LOOPBACK;
     if (p.proto === PROTO_UDP && p.payloadLen > 0) {
@@ -642,7 +631,6 @@ export class FlowTable implements LayerSink {
     const k = this.key;
     for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
     u[b + R_TCP] = 0;
-    if (this.dedupeOn) this.wheres[s] = 0;
     f[fb + F_PKTS] = 0;
     f[fb + F_PKTS + 1] = 0;
     f[fb + F_IP] = 0;
