@@ -23,11 +23,12 @@
  * thread throws it from the next record() or from close(), as the
  * in-thread writer would have.
  */
-import { openSync, closeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import { FlowTable } from '../agent/flows/table.js';
 import type { Pipeline } from '../agent/pipeline.js';
 import type { Summary, SummaryState } from './summary.js';
+import { openFlowsOutput } from './ndjson.js';
 
 export const H_W = 0;
 export const H_R = 16;
@@ -92,13 +93,9 @@ export class OffloadWriter {
    * reports, and close() hands what it counted to `summary` (absorb()).
    */
   constructor(path: string, private readonly pipeline: Pipeline, readonly slots = 4096, private readonly summary?: Summary) {
-    if (path === '-') {
-      this.fd = 1;
-      this.ownsFd = false;
-    } else {
-      this.fd = openSync(path, 'w');
-      this.ownsFd = true;
-    }
+    const out = openFlowsOutput(path);
+    this.fd = out.fd;
+    this.ownsFd = out.owned;
     const lay = ringLayout(slots);
     this.sab = new SharedArrayBuffer(lay.bytes);
     this.h = new Int32Array(this.sab, 0, HEADER_BYTES / 4);

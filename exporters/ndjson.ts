@@ -285,6 +285,11 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
   return scratch.buf.toString('utf8', 0, scratch.pos - 1);
 }
 
+/** The descriptor `--flows PATH` writes to: `-` is stdout (not ours to close), anything else a file opened for writing. */
+export function openFlowsOutput(path: string): { fd: number; owned: boolean } {
+  return path === '-' ? { fd: 1, owned: false } : { fd: openSync(path, 'w'), owned: true };
+}
+
 /** Buffered NDJSON writer to a path (`-` = stdout): records are encoded straight into one reused buffer. */
 export class LineWriter {
   private fd: number;
@@ -294,16 +299,9 @@ export class LineWriter {
 
   /** Opens `path` (`-` = stdout), or writes to the open descriptor `fd` (which close() leaves open). */
   constructor(path: string | { fd: number }) {
-    if (typeof path === 'object') {
-      this.fd = path.fd;
-      this.ownsFd = false;
-    } else if (path === '-') {
-      this.fd = 1;
-      this.ownsFd = false;
-    } else {
-      this.fd = openSync(path, 'w');
-      this.ownsFd = true;
-    }
+    const out = typeof path === 'object' ? { fd: path.fd, owned: false } : openFlowsOutput(path);
+    this.fd = out.fd;
+    this.ownsFd = out.owned;
     this.enc = new ByteEncoder(1 << 20, () => this.flush());
   }
 
