@@ -38,6 +38,11 @@ export const H_CLOSED = 64;
 export const H_ERROR = 80;
 /** Never written: a word to sleep on for a fixed time. */
 export const H_IDLE = 96;
+/** Set by the worker once it runs, and when it stops (however it stops). */
+export const H_STARTED = 104;
+export const H_DONE = 108;
+/** How long the capture thread waits for a worker that has not started before it gives up. */
+const START_TIMEOUT_MS = 30_000;
 export const HEADER_BYTES = 512;
 export const META_WORDS = 4;
 /** Slot flags: a names message, a history message precede this slot on the port. */
@@ -157,12 +162,18 @@ export class OffloadWriter {
     const h = this.h;
     this.publish();
     Atomics.store(h, H_WAIT, 1);
+    const since = Date.now();
     try {
       for (;;) {
         const r = Atomics.load(h, H_R);
         this.r = r;
         if (w - r < this.slots) return;
         if (Atomics.load(h, H_ERROR) !== 0) throw this.error();
+        // Events (the worker's 'error', 'exit') cannot arrive while this thread waits: the worker's own flags tell.
+        if (Atomics.load(h, H_DONE) !== 0) throw (this.workerError = new Error('the NDJSON worker stopped before writing every record'));
+        if (Atomics.load(h, H_STARTED) === 0 && Date.now() - since > START_TIMEOUT_MS) {
+          throw (this.workerError = new Error(`the NDJSON worker did not start within ${START_TIMEOUT_MS / 1000} s`));
+        }
         Atomics.wait(h, H_R, r, 100);
       }
     } finally {

@@ -7,19 +7,10 @@ import { FlowTable } from '../agent/flows/table.js';
 import { Clock } from '../agent/clock.js';
 import { LineWriter } from './ndjson.js';
 import { Summary } from './summary.js';
-import { F_HISTORY, F_NAMES, H_CLOSED, H_ERROR, H_IDLE, H_R, H_SLEEP, H_W, H_WAIT, HEADER_BYTES, META_WORDS, ringLayout, type OffloadData } from './ndjson-offload.js';
+import { F_HISTORY, F_NAMES, H_CLOSED, H_DONE, H_ERROR, H_IDLE, H_STARTED, H_R, H_SLEEP, H_W, H_WAIT, HEADER_BYTES, META_WORDS, ringLayout, type OffloadData } from './ndjson-offload.js';
 
 const { sab, slots, fd, port, summary: withSummary } = workerData as OffloadData;
-const summary = withSummary ? new Summary() : undefined;
 const h = new Int32Array(sab, 0, HEADER_BYTES / 4);
-const lay = ringLayout(slots);
-const meta = new Int32Array(sab, lay.meta, slots * META_WORDS);
-const bases = new Float64Array(sab, lay.bases, slots);
-const ring = FlowTable.over(sab, lay.storage, slots);
-const names: string[] = [];
-const clock = new Clock();
-const ctx = { clock, interfaceName: (i: number) => names[i] ?? String(i) };
-const out = new LineWriter({ fd });
 
 /** The next side message (posted before the slot that announces it was published). */
 function side(): unknown {
@@ -37,7 +28,17 @@ function fail(e: unknown): void {
   Atomics.notify(h, H_R);
 }
 
-try {
+function run(): void {
+  const summary = withSummary ? new Summary() : undefined;
+  const lay = ringLayout(slots);
+  const meta = new Int32Array(sab, lay.meta, slots * META_WORDS);
+  const bases = new Float64Array(sab, lay.bases, slots);
+  const ring = FlowTable.over(sab, lay.storage, slots);
+  const names: string[] = [];
+  const clock = new Clock();
+  const ctx = { clock, interfaceName: (i: number) => names[i] ?? String(i) };
+  const out = new LineWriter({ fd });
+  Atomics.store(h, H_STARTED, 1);
   let r = 0;
   for (;;) {
     let w = Atomics.load(h, H_W);
@@ -64,6 +65,13 @@ try {
   }
   out.flush();
   if (summary) parentPort!.postMessage({ summary: summary.state() });
+}
+
+try {
+  run();
 } catch (e) {
   fail(e);
+} finally {
+  Atomics.store(h, H_DONE, 1);
+  Atomics.notify(h, H_R);
 }
