@@ -110,6 +110,12 @@ const TCP_KEYS = [
   ',"orig_ooo_pkts":', ',"resp_ooo_pkts":', ',"orig_dup_acks":', ',"resp_dup_acks":',
   ',"orig_zero_win":', ',"resp_zero_win":', ',"missed_bytes":',
 ].map(constWriter);
+/** Keys 6-16 of TCP_KEYS, each with the value 0. */
+const K_QUALITY_ZERO = constWriter([
+  ',"orig_retrans_pkts":', ',"orig_retrans_bytes":', ',"resp_retrans_pkts":', ',"resp_retrans_bytes":',
+  ',"orig_ooo_pkts":', ',"resp_ooo_pkts":', ',"orig_dup_acks":', ',"resp_dup_acks":',
+  ',"orig_zero_win":', ',"resp_zero_win":', ',"missed_bytes":',
+].map((key) => key + '0').join(''));
 const K_RTT1 = constWriter(',"rtt_syn_synack":');
 const K_RTT2 = constWriter(',"rtt_synack_ack":');
 const K_RTT = constWriter(',"rtt_handshake":');
@@ -202,17 +208,33 @@ export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, re
     k[3](e); e.uint(tcp.syns(s, false));
     k[4](e); e.uint(tcp.fins(s, false));
     k[5](e); e.uint(tcp.resets(s, false));
-    k[6](e); e.uint(tcp.retransPkts(s, true));
-    k[7](e); e.uint(tcp.retransBytes(s, true));
-    k[8](e); e.uint(tcp.retransPkts(s, false));
-    k[9](e); e.uint(tcp.retransBytes(s, false));
-    k[10](e); e.uint(tcp.oooPkts(s, true));
-    k[11](e); e.uint(tcp.oooPkts(s, false));
-    k[12](e); e.uint(tcp.dupAcks(s, true));
-    k[13](e); e.uint(tcp.dupAcks(s, false));
-    k[14](e); e.uint(tcp.zeroWin(s, true));
-    k[15](e); e.uint(tcp.zeroWin(s, false));
-    k[16](e); e.uint(tcp.missedBytes(s));
+    const q0 = tcp.retransPkts(s, true);
+    const q1 = tcp.retransBytes(s, true);
+    const q2 = tcp.retransPkts(s, false);
+    const q3 = tcp.retransBytes(s, false);
+    const q4 = tcp.oooPkts(s, true);
+    const q5 = tcp.oooPkts(s, false);
+    const q6 = tcp.dupAcks(s, true);
+    const q7 = tcp.dupAcks(s, false);
+    const q8 = tcp.zeroWin(s, true);
+    const q9 = tcp.zeroWin(s, false);
+    const q10 = tcp.missedBytes(s);
+    if ((q0 | q1 | q2 | q3 | q4 | q5 | q6 | q7 | q8 | q9 | q10) === 0) {
+      // The common case, a clean connection: every quality counter 0, in one constant.
+      K_QUALITY_ZERO(e);
+    } else {
+      k[6](e); e.uint(q0);
+      k[7](e); e.uint(q1);
+      k[8](e); e.uint(q2);
+      k[9](e); e.uint(q3);
+      k[10](e); e.uint(q4);
+      k[11](e); e.uint(q5);
+      k[12](e); e.uint(q6);
+      k[13](e); e.uint(q7);
+      k[14](e); e.uint(q8);
+      k[15](e); e.uint(q9);
+      k[16](e); e.uint(q10);
+    }
     const a = tcp.rttSynSynAckNs(s);
     if (a === a) {
       const b = tcp.rttSynAckAckNs(s);
