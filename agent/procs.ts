@@ -364,7 +364,7 @@ export class ProcResolver {
     const dir = table.direction(s);
     if (dir !== DIR_INBOUND && dir !== DIR_OUTBOUND && dir !== DIR_LOCAL) return undefined;
     const v = table.ipVersion(s);
-    const u = table.u32;
+    const u = table.recWords(s);
     const end = (orig: boolean): ProcOwner | undefined =>
       this.lookup(proto, v, u, table.addrOffset(s, orig), table.port(s, orig), table.addrOffset(s, !orig), table.port(s, !orig));
     if (dir === DIR_INBOUND) return end(false);

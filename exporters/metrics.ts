@@ -29,7 +29,7 @@
 import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Pipeline } from '../agent/pipeline.js';
-import { DIRECTIONS, DIR_INBOUND, DIR_LOCAL, END_REASONS, REC_U32, R_META, type FlowTable } from '../agent/flows/table.js';
+import { DIRECTIONS, DIR_INBOUND, DIR_LOCAL, END_REASONS, type FlowTable } from '../agent/flows/table.js';
 import { connStateNonTcp } from '../agent/flows/tcp.js';
 import { formatAddr } from '../parsers/addr.js';
 import { ethertypeName } from '../parsers/ethertypes.js';
@@ -242,8 +242,6 @@ interface LivePass {
 const SLICE_SLOTS = 8192;
 /** A scrape starting this soon (ms) after the previous one reuses its numbers. */
 const SCRAPE_REUSE_MS = 200;
-/** FlowTable record meta word (R_META): bit 1 = live (agent/flows/table.ts layout). */
-const META_LIVE = 2;
 
 interface DropState {
   base: Float64Array;
@@ -598,9 +596,8 @@ export class FlowtapMetrics {
   private visitSlots(pass: LivePass, n: number): boolean {
     const t = this.table;
     this.ensure(t.capacity);
-    const u = t.u32;
     const end = Math.min(t.capacity, pass.next + n);
-    for (let s = pass.next; s < end; s++) if ((u[s * REC_U32 + R_META] & META_LIVE) !== 0) this.visit(t, s, pass);
+    for (let s = pass.next; s < end; s++) if (t.isLive(s)) this.visit(t, s, pass);
     pass.next = end;
     return end >= t.capacity;
   }
@@ -751,9 +748,9 @@ export class FlowtapMetrics {
     const ports = proto === PROTO_TCP || proto === PROTO_UDP || proto === PROTO_ICMP || proto === PROTO_ICMPV6;
     return [
       protoLabel(proto),
-      formatAddr(v, t.u32, t.addrOffset(s, true)),
+      formatAddr(v, t.recWords(s), t.addrOffset(s, true)),
       ports ? String(t.port(s, true)) : '',
-      formatAddr(v, t.u32, t.addrOffset(s, false)),
+      formatAddr(v, t.recWords(s), t.addrOffset(s, false)),
       ports ? String(t.port(s, false)) : '',
       DIRECTIONS[this.pinDir[s]],
       this.processOf?.(t, s) ?? '',

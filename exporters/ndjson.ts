@@ -139,7 +139,7 @@ const DIR_BYTES = DIRECTIONS.map(constWriter);
 /** Appends the NDJSON record of one flow report, newline included, to `e`. Fields: docs/flows.md. */
 export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, reason: number, final: boolean, ctx: RecordContext): void {
   e.room(2048);
-  const u = table.u32;
+  const u = table.recWords(s);
   const version = table.ipVersion(s);
   const proto = table.proto(s);
   const first = table.first(s);

@@ -53,15 +53,15 @@ export class Summary {
     ps.packets += packets;
     ps.bytes += bytes;
     const version = t.ipVersion(s);
-    this.hosts.add(version, t.u32, t.addrOffset(s, true), packets, bytes);
-    this.hosts.add(version, t.u32, t.addrOffset(s, false), packets, bytes);
+    this.hosts.add(version, t.recWords(s), t.addrOffset(s, true), packets, bytes);
+    this.hosts.add(version, t.recWords(s), t.addrOffset(s, false), packets, bytes);
     if (this.top.length < TOP || bytes > this.topMin) {
       this.top.push({
         uid: flowUid(t.flowId(s)),
         proto: protoName(proto),
-        orig: formatAddr(version, t.u32, t.addrOffset(s, true)),
+        orig: formatAddr(version, t.recWords(s), t.addrOffset(s, true)),
         orig_p: t.port(s, true),
-        resp: formatAddr(version, t.u32, t.addrOffset(s, false)),
+        resp: formatAddr(version, t.recWords(s), t.addrOffset(s, false)),
         resp_p: t.port(s, false),
         packets,
         bytes,

@@ -7,7 +7,7 @@ import { ACK, FIN, RST, SYN, bytes, eth, icmp, ipv4, ipv6, sll2, tcp, udp, vlanT
 import { analyzeFiles } from './helpers/analyze.js';
 import { main } from '../agent/cli.js';
 import { Pipeline } from '../agent/pipeline.js';
-import { nextCapacity } from '../agent/flows/table.js';
+import { FlowTable, nextCapacity } from '../agent/flows/table.js';
 import { readCaptureBuffer } from '../agent/capture/file.js';
 
 const T0 = 1_700_000_000;
@@ -170,10 +170,36 @@ describe('flow table', () => {
     const t = p.table;
     expect(t.peakLive).toBe(n);
     expect(t.capacity).toBeLessThan(n * 1.125 + 4096);
-    // 160 B record + 12.8 B index + 10 B timer links + 4 B slot map + half of a 128 B TCP record, plus growth slack.
+    // 128 B record + 32 B cold words + 12.8 B index + 10 B timer links + 4 B slot map + half of a 128 B TCP record, plus growth slack.
     expect(t.memoryBytes() / t.peakLive).toBeLessThan(300);
     p.finish();
     expect(t.count).toBe(0);
+  });
+
+  it('a table over exported copies (the ring of the NDJSON worker) reads every flow back, in its second chunk too', () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 70_000; i++) {
+      const src = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      recs.push(at(i * 1e-5, i % 3 ? udpPkt(src, 1000 + (i & 7), '192.0.2.1', 53) : tcpPkt(src, 2000, '192.0.2.2', 80, SYN, i)));
+      if (i % 3 === 0) recs.push(at(i * 1e-5 + 1e-6, tcpPkt('192.0.2.2', 80, src, 2000, SYN | ACK, 7, i + 1)));
+    }
+    const p = new Pipeline({});
+    readCaptureBuffer('copies.pcap', pcapFile(recs), p);
+    const t = p.table;
+    const slots = 70_001;
+    const ring = FlowTable.over(new SharedArrayBuffer(FlowTable.storageBytes(slots)), 0, slots);
+    const seen = (tb: FlowTable, s: number) => [
+      tb.flowId(s), tb.proto(s), tb.port(s, true), tb.port(s, false), tb.recWords(s)[tb.addrOffset(s, true) + 3], tb.recWords(s)[tb.addrOffset(s, false) + 3],
+      tb.pkts(s, true), tb.pkts(s, false), tb.ipBytes(s, true), tb.wireBytes(s, false), tb.first(s), tb.last(s), tb.direction(s),
+      tb.proto(s) === 6 ? `${tb.tcp.connState(s)} ${tb.tcp.history(s)} ${tb.tcp.rttSynSynAckNs(s)}` : tb.udpHistory(s),
+    ];
+    let n = 0;
+    t.forEachLive((s) => {
+      const i = (n++ * 4099) % slots; // spread over both chunks of the ring
+      t.exportFlow(s, ring, i);
+      expect(seen(ring, i)).toEqual(seen(t, s));
+    });
+    expect(n).toBe(70_000);
   });
 
   it('VLAN ids are part of the key', async () => {

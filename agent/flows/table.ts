@@ -74,6 +74,21 @@ export const F_IP = 10;
 export const F_WIRE = 12;
 export const F_PAY = 14;
 const TCP_RECORD_U32 = TCP_RECORD_BYTES >> 2;
+
+/**
+ * Records and cold words live in chunks of CHUNK slots (8 MiB of records,
+ * large enough for transparent huge pages), so growing adds chunks and
+ * copies at most the last, partial one (a chunk is allocated at the size
+ * the capacity needs and reallocated as it fills): slot s is record
+ * s & CHUNK_MASK of chunk s >>> CHUNK_BITS.
+ */
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK - 1;
+/** Offsets of slot s's record in its chunk's u32 and f64 views, and of its cold words. */
+const ru = (s: number): number => (s & CHUNK_MASK) * REC_U32;
+const rf = (s: number): number => (s & CHUNK_MASK) * REC_F64;
+const rc = (s: number): number => (s & CHUNK_MASK) * C_WORDS;
 // ---- cold words, 4 f64 per slot in `cold`: written when a flow starts, read when it is reported ----
 const C_WORDS = 4;
 const C_FIRST = 0;
@@ -226,8 +241,9 @@ export class FlowTable implements LayerSink {
   clock = -Infinity;
 
   /** Flow records (see the layout constants), two views of one buffer. */
-  u32!: Uint32Array<ArrayBufferLike>;
-  f64!: Float64Array<ArrayBufferLike>;
+  /** Record chunks, as u32 and f64 views of the same buffers (see CHUNK_BITS). */
+  private cu32: Uint32Array<ArrayBufferLike>[] = [];
+  private cf64: Float64Array<ArrayBufferLike>[] = [];
   /** Packets counted lately, for forwarded-copy detection (only while `dedupe` is on; see COPY_BITS). */
   private copyCache = new Uint32Array(0);
   /** Index entries: [slot + 1, hash] pairs (0 = empty), so probing and deletion never touch records. */
@@ -243,7 +259,7 @@ export class FlowTable implements LayerSink {
   private wnext!: Int32Array;
   private wbucket!: Uint16Array;
   /** Cold words per slot (C_*): first time, last report time, flow id, tunnel parent id. */
-  private cold!: Float64Array<ArrayBufferLike>;
+  private ccold: Float64Array<ArrayBufferLike>[] = [];
   /** Free slots: a stack linked through word 0 of each free record (next + 1; 0 ends it). */
   private freeHead = -1;
   /** Slots [fresh, capacity) were never used. */
@@ -306,14 +322,21 @@ export class FlowTable implements LayerSink {
   /** (Re)allocates the records for `cap` slots, keeping the live ones. */
   private allocate(cap: number): void {
     const old = this.capacity;
-    const buf = new ArrayBuffer(cap * REC_BYTES);
-    const u32 = new Uint32Array(buf);
-    if (this.u32) u32.set(this.u32);
-    this.u32 = u32;
-    this.f64 = new Float64Array(buf);
-    const cold = new Float64Array(cap * C_WORDS);
-    if (this.cold) cold.set(this.cold);
-    this.cold = cold;
+    for (let c = 0; c * CHUNK < cap; c++) {
+      const slots = Math.min(CHUNK, cap - c * CHUNK);
+      const have = c < this.cu32.length ? this.cu32[c].length / REC_U32 : 0;
+      if (have >= slots) continue;
+      const buf = new ArrayBuffer(slots * REC_BYTES);
+      const u32 = new Uint32Array(buf);
+      const cold = new Float64Array(slots * C_WORDS);
+      if (have > 0) {
+        u32.set(this.cu32[c]);
+        cold.set(this.ccold[c]);
+      }
+      this.cu32[c] = u32;
+      this.cf64[c] = new Float64Array(buf);
+      this.ccold[c] = cold;
+    }
     const wprev = new Int32Array(cap);
     const wnext = new Int32Array(cap);
     const wbucket = new Uint16Array(cap);
@@ -344,14 +367,16 @@ export class FlowTable implements LayerSink {
    * ones ('' when none), which the copy does not hold (setExtraHistory).
    */
   exportFlow(s: number, to: FlowTable, i: number): string {
-    const u = this.u32;
-    const d = to.u32;
-    const b = s * REC_U32;
-    const db = i * REC_U32;
+    const u = this.recWords(s);
+    const d = to.recWords(i);
+    const b = ru(s);
+    const db = ru(i);
     for (let k = 0; k < REC_U32; k++) d[db + k] = u[b + k];
-    const cb = s * C_WORDS;
-    const dc = i * C_WORDS;
-    for (let k = 0; k < C_WORDS; k++) to.cold[dc + k] = this.cold[cb + k];
+    const cold = this.ccold[s >>> CHUNK_BITS];
+    const dcold = to.ccold[i >>> CHUNK_BITS];
+    const cb = rc(s);
+    const dc = rc(i);
+    for (let k = 0; k < C_WORDS; k++) dcold[dc + k] = cold[cb + k];
     if ((u[b + 9] & 0xff) !== PROTO_TCP) return '';
     return this.tcp.exportRecord(s, to.tcp.exportView(), i * TCP_RECORD_U32);
   }
@@ -366,11 +391,17 @@ export class FlowTable implements LayerSink {
   static over(buf: ArrayBufferLike, byteOffset: number, slots: number): FlowTable {
     const t = new FlowTable({ maxFlows: 16, initialCapacity: 16 });
     let o = byteOffset;
-    t.u32 = new Uint32Array(buf, o, slots * REC_U32);
-    t.f64 = new Float64Array(buf, o, slots * REC_F64);
-    o += slots * REC_BYTES;
-    t.cold = new Float64Array(buf, o, slots * C_WORDS);
-    o += slots * C_WORDS * 8;
+    const coldAt = o + slots * REC_BYTES;
+    t.cu32 = [];
+    t.cf64 = [];
+    t.ccold = [];
+    for (let c = 0; c * CHUNK < slots; c++) {
+      const n = Math.min(CHUNK, slots - c * CHUNK);
+      t.cu32.push(new Uint32Array(buf, o + c * CHUNK * REC_BYTES, n * REC_U32));
+      t.cf64.push(new Float64Array(buf, o + c * CHUNK * REC_BYTES, n * REC_F64));
+      t.ccold.push(new Float64Array(buf, coldAt + c * CHUNK * C_WORDS * 8, n * C_WORDS));
+    }
+    o = coldAt + slots * C_WORDS * 8;
     (t as { tcp: TcpTracker }).tcp = TcpTracker.over(buf, o, slots);
     t.capacity = slots;
     return t;
@@ -383,8 +414,10 @@ export class FlowTable implements LayerSink {
 
   /** Bytes of memory the table holds (records, index, timer links, cold words, copy cache, TCP state). */
   memoryBytes(): number {
-    return this.u32.byteLength + this.index.byteLength + this.wprev.byteLength + this.wnext.byteLength +
-      this.wbucket.byteLength + this.cold.byteLength + this.copyCache.byteLength + this.tcp.memoryBytes();
+    let chunks = 0;
+    for (let c = 0; c < this.cu32.length; c++) chunks += this.cu32[c].byteLength + this.ccold[c].byteLength;
+    return chunks + this.index.byteLength + this.wprev.byteLength + this.wnext.byteLength +
+      this.wbucket.byteLength + this.copyCache.byteLength + this.tcp.memoryBytes();
   }
 
   /** Bytes of memory per flow slot: record, index share, timer links, cold words, copy cache share, and the TCP tracker's. */
@@ -421,14 +454,15 @@ export class FlowTable implements LayerSink {
   private find(h: number): number {
     const index = this.index;
     const size = this.indexSize;
-    const u = this.u32;
+    const chunks = this.cu32;
     const k = this.key;
     const v4 = k[10] === 4;
     for (let i = this.home(h); ; i = i + 1 === size ? 0 : i + 1) {
       const e = index[2 * i];
       if (e === 0) return -1;
       if (index[2 * i + 1] !== h) continue;
-      const b = (e - 1) * REC_U32;
+      const u = chunks[(e - 1) >>> CHUNK_BITS];
+      const b = ru(e - 1);
       // An IPv4 record has zeros in the upper address words, as the IPv4 key has.
       if (u[b + 10] === k[10] && u[b + 3] === k[3] && u[b + 7] === k[7] && u[b + 8] === k[8] && u[b + 9] === k[9] &&
         (v4 || (u[b] === k[0] && u[b + 1] === k[1] && u[b + 2] === k[2] &&
@@ -477,10 +511,9 @@ export class FlowTable implements LayerSink {
 
   /** Earliest time the flow may need attention: its idle or its active deadline. */
   private deadline(s: number): number {
-    const b = s * REC_U32;
-    const f = s * REC_F64;
-    const idle = this.f64[f + F_LAST] + this.idleNs[(this.u32[b + R_META] >>> 2) & 7];
-    const active = this.cold[s * C_WORDS + C_REPORT] + this.activeNs;
+    const c = s >>> CHUNK_BITS;
+    const idle = this.cf64[c][rf(s) + F_LAST] + this.idleNs[(this.cu32[c][ru(s) + R_META] >>> 2) & 7];
+    const active = this.ccold[c][rc(s) + C_REPORT] + this.activeNs;
     return idle < active ? idle : active;
   }
 
@@ -549,21 +582,21 @@ export class FlowTable implements LayerSink {
     const now = this.now;
     let s = this.find(h);
     if (s >= 0) {
-      if (now - this.f64[s * REC_F64 + F_LAST] > this.idleNs[(this.u32[s * REC_U32 + R_META] >>> 2) & 7]) {
+      if (now - this.cf64[s >>> CHUNK_BITS][rf(s) + F_LAST] > this.idleNs[(this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] >>> 2) & 7]) {
         this.end(s, END_IDLE);
         s = -1;
       } else if (p.proto === PROTO_TCP && p.hasL4 && (p.tcpFlags & 0x12) === 0x02 &&
-        this.tcp.isNewConnection(s, ((this.u32[s * REC_U32 + R_META] & META_ORIG_A) === 1) === srcIsA, p.tcpFlags, p.seq)) {
+        this.tcp.isNewConnection(s, ((this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] & META_ORIG_A) === 1) === srcIsA, p.tcpFlags, p.seq)) {
         this.end(s, END_REUSE);
         s = -1;
       }
     }
     if (s < 0) s = this.create(h, p, srcIsA);
     // Read the views only now: create() may have grown (reallocated) the table.
-    const u = this.u32;
-    const f = this.f64;
-    const b = s * REC_U32;
-    const fb = s * REC_F64;
+    const u = this.cu32[s >>> CHUNK_BITS];
+    const f = this.cf64[s >>> CHUNK_BITS];
+    const b = ru(s);
+    const fb = rf(s);
     let meta = u[b + R_META];
     const fromOrig = ((meta & META_ORIG_A) === 1) === srcIsA;
     const d = fromOrig ? 0 : 1;
@@ -596,7 +629,7 @@ export class FlowTable implements LayerSink {
     f[fb + F_PAY + d] += p.payloadLen;
     if (p.sllType >= 0) u[b + R_IFSLL] |= (1 << (p.sllType & 7)) << ((d + 2) << 3);
     if (now > f[fb + F_LAST]) f[fb + F_LAST] = now;
-    else if (now < this.cold[s * C_WORDS + C_FIRST]) this.cold[s * C_WORDS + C_FIRST] = now;
+    else if (now < this.ccold[s >>> CHUNK_BITS][rc(s) + C_FIRST]) this.ccold[s >>> CHUNK_BITS][rc(s) + C_FIRST] = now;
     if (p.proto === PROTO_TCP && p.hasL4) {
       const c = this.tcp.segment(s, u[b + R_TCP], fromOrig, p.tcpFlags, p.seq, p.ack, p.win, p.payloadLen, now, p.buf, p.optOff, p.optLen);
       const old = (meta >>> 2) & 7;
@@ -614,20 +647,20 @@ export class FlowTable implements LayerSink {
 
   private create(h: number, p: Packet, srcIsA: boolean): number {
     // The tunnel carrier's id, read before an eviction below could reuse its slot.
-    const parent = p.parent >= 0 ? this.cold[p.parent * C_WORDS + C_ID] : -1;
+    const parent = p.parent >= 0 ? this.ccold[p.parent >>> CHUNK_BITS][rc(p.parent) + C_ID] : -1;
     if (this.count >= this.capacity) {
       if (this.capacity < this.maxFlows) this.allocate(Math.min(this.maxFlows, nextCapacity(this.capacity)));
       else this.evict();
     }
     let s = this.freeHead;
-    if (s >= 0) this.freeHead = this.u32[s * REC_U32] - 1;
+    if (s >= 0) this.freeHead = this.cu32[s >>> CHUNK_BITS][ru(s)] - 1;
     else s = this.fresh++;
     if (++this.count > this.peakLive) this.peakLive = this.count;
     this.flowsStarted++;
-    const u = this.u32;
-    const f = this.f64;
-    const b = s * REC_U32;
-    const fb = s * REC_F64;
+    const u = this.cu32[s >>> CHUNK_BITS];
+    const f = this.cf64[s >>> CHUNK_BITS];
+    const b = ru(s);
+    const fb = rf(s);
     const k = this.key;
     for (let i = 0; i < KEY_WORDS; i++) u[b + i] = k[i];
     u[b + R_TCP] = 0;
@@ -670,8 +703,8 @@ export class FlowTable implements LayerSink {
     u[b + R_IFSLL] = p.ifIndex & 0xffff;
     const now = this.now;
     f[fb + F_LAST] = now;
-    const cold = this.cold;
-    const cb = s * C_WORDS;
+    const cold = this.ccold[s >>> CHUNK_BITS];
+    const cb = rc(s);
     cold[cb + C_FIRST] = now;
     cold[cb + C_REPORT] = now;
     cold[cb + C_ID] = this.nextId++;
@@ -689,10 +722,12 @@ export class FlowTable implements LayerSink {
     this.unschedule(s);
     // The hash is not stored: the record's key gives it again (this.key may hold the current packet's).
     const ek = this.endKey;
-    for (let i = 0, b = s * REC_U32; i < KEY_WORDS; i++) ek[i] = this.u32[b + i];
+    const u = this.cu32[s >>> CHUNK_BITS];
+    const b = ru(s);
+    for (let i = 0; i < KEY_WORDS; i++) ek[i] = u[b + i];
     this.indexRemove(s, this.hashKey(ek));
-    this.u32[s * REC_U32 + R_META] = 0;
-    this.u32[s * REC_U32] = this.freeHead + 1;
+    u[b + R_META] = 0;
+    u[b] = this.freeHead + 1;
     this.freeHead = s;
     this.count--;
   }
@@ -741,23 +776,21 @@ export class FlowTable implements LayerSink {
   }
 
   private sweepBucket(bucket: number, t: number): void {
-    const u = this.u32;
-    const f = this.f64;
     let s = this.bucketHead[bucket];
     this.bucketHead[bucket] = -1;
     this.bucketTail[bucket] = -1;
     while (s !== -1) {
-      const b = s * REC_U32;
+      const c = s >>> CHUNK_BITS;
       const next = this.wnext[s];
       this.wbucket[s] = DETACHED;
-      const fb = s * REC_F64;
-      if (f[fb + F_LAST] + this.idleNs[(u[b + R_META] >>> 2) & 7] < t) {
+      if (this.cf64[c][rf(s) + F_LAST] + this.idleNs[(this.cu32[c][ru(s) + R_META] >>> 2) & 7] < t) {
         this.end(s, END_IDLE);
       } else {
-        if (this.cold[s * C_WORDS + C_REPORT] + this.activeNs <= t) {
+        const cold = this.ccold[c];
+        if (cold[rc(s) + C_REPORT] + this.activeNs <= t) {
           this.ends[END_ACTIVE]++;
           this.onReport(this, s, END_ACTIVE, false);
-          this.cold[s * C_WORDS + C_REPORT] = t;
+          cold[rc(s) + C_REPORT] = t;
         }
         this.schedule(s);
       }
@@ -767,28 +800,35 @@ export class FlowTable implements LayerSink {
 
   /** Ends every live flow (end of input), in the order they started. */
   flush(): void {
-    const u = this.u32;
-    const c = this.cold;
     const n = this.count;
     const slots = new Int32Array(n);
     let i = 0;
-    for (let s = 0; s < this.capacity; s++) if (u[s * REC_U32 + R_META] & META_LIVE) slots[i++] = s;
+    for (let s = 0; s < this.capacity; s++) if (this.isLive(s)) slots[i++] = s;
     if (this.nextId < 2 ** 31 && this.capacity <= 4194304) {
       // Flow ids below 2^31 and slots below 2^22 pack into one exact number: a native sort, no comparator.
       const order = new Float64Array(n);
-      for (let j = 0; j < n; j++) order[j] = c[slots[j] * C_WORDS + C_ID] * 4194304 + slots[j];
+      for (let j = 0; j < n; j++) order[j] = this.flowId(slots[j]) * 4194304 + slots[j];
       order.sort();
       for (let j = 0; j < n; j++) slots[j] = order[j] % 4194304;
     } else {
-      slots.sort((x, y) => c[x * C_WORDS + C_ID] - c[y * C_WORDS + C_ID]);
+      slots.sort((x, y) => this.flowId(x) - this.flowId(y));
     }
     for (let j = 0; j < n; j++) this.end(slots[j], END_EOF);
   }
 
   /** Visits every live flow (for metrics); do not modify the table from `fn`. */
   forEachLive(fn: (slot: number) => void): void {
-    const u = this.u32;
-    for (let s = 0; s < this.capacity; s++) if (u[s * REC_U32 + R_META] & META_LIVE) fn(s);
+    for (let s = 0; s < this.capacity; s++) if (this.isLive(s)) fn(s);
+  }
+
+  /** The slot holds a live flow. */
+  isLive(s: number): boolean {
+    return (this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] & META_LIVE) !== 0;
+  }
+
+  /** The u32 words of slot s's record chunk: its key and addresses at addrOffset(), its meta words (export time). */
+  recWords(s: number): Uint32Array<ArrayBufferLike> {
+    return this.cu32[s >>> CHUNK_BITS];
   }
 
   // ---------------------------------------------------------------- accessors (export time)
@@ -802,9 +842,9 @@ export class FlowTable implements LayerSink {
    * source is). Otherwise unknown.
    */
   direction(s: number): number {
-    const meta = this.u32[s * REC_U32 + R_META];
-    const u = this.u32;
-    const b = s * REC_U32;
+    const u = this.cu32[s >>> CHUNK_BITS];
+    const b = ru(s);
+    const meta = u[b + R_META];
     if (isLoopback(u[b + 10], u, b) && isLoopback(u[b + 10], u, b + 4)) return DIR_LOCAL;
     let lo: boolean;
     let lr: boolean;
@@ -838,7 +878,7 @@ export class FlowTable implements LayerSink {
 
   /** Zeek's history for a UDP flow: D / d for the first packet with payload from each side ('' if none). */
   udpHistory(s: number): string {
-    const h = this.u32[s * REC_U32 + R_META] >>> HIST_SHIFT;
+    const h = this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] >>> HIST_SHIFT;
     if (h === 3) return 'Dd';
     if (h === 7) return 'dD';
     return h & 1 ? 'D' : h & 2 ? 'd' : '';
@@ -846,62 +886,62 @@ export class FlowTable implements LayerSink {
 
   /** A forwarded copy of one of this flow's packets was seen (and not counted). */
   sawCopy(s: number): boolean {
-    return (this.u32[s * REC_U32 + R_META] & META_COPY) !== 0;
+    return (this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] & META_COPY) !== 0;
   }
 
   isOrigA(s: number): boolean {
-    return (this.u32[s * REC_U32 + R_META] & META_ORIG_A) !== 0;
+    return (this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] & META_ORIG_A) !== 0;
   }
   ipVersion(s: number): number {
-    return this.u32[s * REC_U32 + 10];
+    return this.cu32[s >>> CHUNK_BITS][ru(s) + 10];
   }
   proto(s: number): number {
-    return this.u32[s * REC_U32 + 9] & 0xff;
+    return this.cu32[s >>> CHUNK_BITS][ru(s) + 9] & 0xff;
   }
   vlan(s: number): number {
-    return this.u32[s * REC_U32 + 9] >>> 8;
+    return this.cu32[s >>> CHUNK_BITS][ru(s) + 9] >>> 8;
   }
   /** Port of the originator (orig = true) or responder. */
   port(s: number, orig: boolean): number {
-    const ports = this.u32[s * REC_U32 + 8];
+    const ports = this.cu32[s >>> CHUNK_BITS][ru(s) + 8];
     return orig === this.isOrigA(s) ? ports >>> 16 : ports & 0xffff;
   }
-  /** Offset in `u32` of the originator's (orig = true) or responder's address words. */
+  /** Offset in recWords(s) of the originator's (orig = true) or responder's address words. */
   addrOffset(s: number, orig: boolean): number {
-    return s * REC_U32 + (orig === this.isOrigA(s) ? 0 : 4);
+    return ru(s) + (orig === this.isOrigA(s) ? 0 : 4);
   }
   ifIndex(s: number): number {
-    return this.u32[s * REC_U32 + R_IFSLL] & 0xffff;
+    return this.cu32[s >>> CHUNK_BITS][ru(s) + R_IFSLL] & 0xffff;
   }
   depth(s: number): number {
-    return (this.u32[s * REC_U32 + R_META] >>> 5) & 7;
+    return (this.cu32[s >>> CHUNK_BITS][ru(s) + R_META] >>> 5) & 7;
   }
   /** SLL packet types seen from the originator (orig = true) or responder, one bit per type. */
   sllSeen(s: number, orig: boolean): number {
-    return (this.u32[s * REC_U32 + R_IFSLL] >>> (orig ? 16 : 24)) & 0xff;
+    return (this.cu32[s >>> CHUNK_BITS][ru(s) + R_IFSLL] >>> (orig ? 16 : 24)) & 0xff;
   }
   first(s: number): number {
-    return this.cold[s * C_WORDS + C_FIRST];
+    return this.ccold[s >>> CHUNK_BITS][rc(s) + C_FIRST];
   }
   last(s: number): number {
-    return this.f64[s * REC_F64 + F_LAST];
+    return this.cf64[s >>> CHUNK_BITS][rf(s) + F_LAST];
   }
   flowId(s: number): number {
-    return this.cold[s * C_WORDS + C_ID];
+    return this.ccold[s >>> CHUNK_BITS][rc(s) + C_ID];
   }
   parentId(s: number): number {
-    return this.cold[s * C_WORDS + C_PARENT];
+    return this.ccold[s >>> CHUNK_BITS][rc(s) + C_PARENT];
   }
   pkts(s: number, orig: boolean): number {
-    return this.f64[s * REC_F64 + F_PKTS + (orig ? 0 : 1)];
+    return this.cf64[s >>> CHUNK_BITS][rf(s) + F_PKTS + (orig ? 0 : 1)];
   }
   ipBytes(s: number, orig: boolean): number {
-    return this.f64[s * REC_F64 + F_IP + (orig ? 0 : 1)];
+    return this.cf64[s >>> CHUNK_BITS][rf(s) + F_IP + (orig ? 0 : 1)];
   }
   wireBytes(s: number, orig: boolean): number {
-    return this.f64[s * REC_F64 + F_WIRE + (orig ? 0 : 1)];
+    return this.cf64[s >>> CHUNK_BITS][rf(s) + F_WIRE + (orig ? 0 : 1)];
   }
   payloadBytes(s: number, orig: boolean): number {
-    return this.f64[s * REC_F64 + F_PAY + (orig ? 0 : 1)];
+    return this.cf64[s >>> CHUNK_BITS][rf(s) + F_PAY + (orig ? 0 : 1)];
   }
 }
