@@ -378,7 +378,7 @@ export class FlowTable implements LayerSink {
     const dc = rc(i);
     for (let k = 0; k < C_WORDS; k++) dcold[dc + k] = cold[cb + k];
     if ((u[b + 9] & 0xff) !== PROTO_TCP) return '';
-    return this.tcp.exportRecord(s, to.tcp.exportView(), i * TCP_RECORD_U32);
+    return this.tcp.exportRecord(s, to.tcp, i);
   }
 
   /**

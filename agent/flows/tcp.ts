@@ -111,9 +111,10 @@
  *
  * ## Memory layout: 128 bytes per TCP flow (`BYTES_PER_SLOT`)
  * One record per TCP flow in a pool of its own (UDP/ICMP flows hold none;
- * a flow slot maps to its record through `rec`, 4 bytes per slot), in one
- * ArrayBuffer (two cache lines; a segment touches only its own record),
- * read through u32/u16/u8/f64 views. Byte offsets:
+ * a flow slot maps to its record through `rec`, 4 bytes per slot), in
+ * chunks of 32 Ki records (two cache lines each; a segment touches only its
+ * own record), read through u32/u16/u8/f64 views of the record's chunk,
+ * which sel() picks. Byte offsets:
  *   0  f64   handshake timer: latest SYN time (timing phase 1), latest
  *            SYN-ACK time (phase 2), SYN-ACK-to-ACK time in ns (phase 3)
  *   8  u32x9 originator: start, last, contig, above, ack, retransPkts,
@@ -233,6 +234,10 @@ const TWO32 = 4294967296;
 
 /** Bytes of tracker memory per flow slot (see the layout above). */
 export const BYTES_PER_SLOT = REC;
+/** TCP records per chunk of the pool (4 MiB: transparent huge pages stay possible). */
+const RCHUNK_BITS = 15;
+const RCHUNK = 1 << RCHUNK_BITS;
+const RCHUNK_MASK = RCHUNK - 1;
 
 /** True for the counts at which Zeek's ScaledHistoryEntry adds a letter (1, 10, 100, ...). */
 function scaled(n: number): boolean {
@@ -277,7 +282,14 @@ export class TcpTracker {
   private freeHead = -1;
   /** Records [fresh, recCap) were never used. */
   private fresh = 0;
-  /** All records; u32/u16/u8/f64 are views of the same buffer. */
+  /** Record chunks (RCHUNK records each; u32/u16/u8/f64 views of the same buffers): growth adds chunks, copying at most the last, partial one. */
+  private cu32: Uint32Array<ArrayBufferLike>[] = [];
+  private cu16: Uint16Array<ArrayBufferLike>[] = [];
+  private cu8: Uint8Array<ArrayBufferLike>[] = [];
+  private cf64: Float64Array<ArrayBufferLike>[] = [];
+  /** The chunk sel() picked last (-1: none, or its arrays were replaced). */
+  private selected = -1;
+  /** Views of the chunk selected last (sel()): every record offset below is local to it. */
   private u32: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
   private u16: Uint16Array<ArrayBufferLike> = new Uint16Array(0);
   private u8: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
@@ -289,9 +301,24 @@ export class TcpTracker {
     this.grow(capacity);
   }
 
+  /** Selects record r's chunk (the u8/u16/u32/f64 views) and returns r's index within it. */
+  private sel(r: number): number {
+    const c = r >>> RCHUNK_BITS;
+    if (c !== this.selected) {
+      this.selected = c;
+      this.u8 = this.cu8[c];
+      this.u16 = this.cu16[c];
+      this.u32 = this.cu32[c];
+      this.f64 = this.cf64[c];
+    }
+    return r & RCHUNK_MASK;
+  }
+
   /** Bytes of tracker memory in all. */
   memoryBytes(): number {
-    return this.rec.byteLength + this.u8.byteLength;
+    let n = this.rec.byteLength;
+    for (const c of this.cu8) n += c.byteLength;
+    return n;
   }
 
   /** Bytes of tracker memory per flow slot: the slot map plus the records in use or pooled, shared out (the overflow map of long histories not included). */
@@ -313,27 +340,39 @@ export class TcpTracker {
     const old = this.recCap;
     // Never more records than flow slots (every TCP flow holds one at most).
     const cap = Math.max(old + 1, Math.min(Math.max(1024, nextCapacity(old)), this.capacity));
-    const buf = new ArrayBuffer(cap * REC);
-    const u8 = new Uint8Array(buf);
-    u8.set(this.u8);
-    this.u8 = u8;
-    this.u16 = new Uint16Array(buf);
-    this.u32 = new Uint32Array(buf);
-    this.f64 = new Float64Array(buf);
+    let copied = false;
+    for (let c = 0; c * RCHUNK < cap; c++) {
+      const n = Math.min(RCHUNK, cap - c * RCHUNK);
+      const have = c < this.cu8.length ? this.cu8[c].length / REC : 0;
+      if (have >= n) continue;
+      const buf = new ArrayBuffer(n * REC);
+      const u8 = new Uint8Array(buf);
+      if (have > 0) {
+        u8.set(this.cu8[c]);
+        copied = true;
+      }
+      this.cu8[c] = u8;
+      this.cu16[c] = new Uint16Array(buf);
+      this.cu32[c] = new Uint32Array(buf);
+      this.cf64[c] = new Float64Array(buf);
+    }
     this.recCap = cap;
-    if (old > 0) releaseGarbage();
+    this.selected = -1;
+    if (copied) releaseGarbage();
   }
 
   /**
    * Copies the TCP record of the flow in `slot` to dst[off, off + BYTES_PER_SLOT)
    * and returns its history letters beyond the inline ones ('' when none).
    */
-  exportRecord(slot: number, dst: Uint32Array<ArrayBufferLike>, off: number): string {
+  exportRecord(slot: number, to: TcpTracker, i: number): string {
     const r = this.rec[slot];
-    const u = this.u32;
-    const b = r * R32;
-    for (let i = 0; i < R32; i++) dst[off + i] = u[b + i];
-    return (this.u8[r * REC + O8_FLAGS] & CF_OVERFLOW) !== 0 ? this.extra.get(slot) ?? '' : '';
+    const u = this.cu32[r >>> RCHUNK_BITS];
+    const b = (r & RCHUNK_MASK) * R32;
+    const d = to.cu32[i >>> RCHUNK_BITS];
+    const db = (i & RCHUNK_MASK) * R32;
+    for (let k = 0; k < R32; k++) d[db + k] = u[b + k];
+    return (this.cu8[r >>> RCHUNK_BITS][(r & RCHUNK_MASK) * REC + O8_FLAGS] & CF_OVERFLOW) !== 0 ? this.extra.get(slot) ?? '' : '';
   }
 
   /**
@@ -343,21 +382,20 @@ export class TcpTracker {
    */
   static over(buf: ArrayBufferLike, byteOffset: number, slots: number): TcpTracker {
     const t = new TcpTracker(0);
-    t.u8 = new Uint8Array(buf, byteOffset, slots * REC);
-    t.u16 = new Uint16Array(buf, byteOffset, slots * R16);
-    t.u32 = new Uint32Array(buf, byteOffset, slots * R32);
-    t.f64 = new Float64Array(buf, byteOffset, slots * R64);
+    for (let c = 0; c * RCHUNK < slots; c++) {
+      const n = Math.min(RCHUNK, slots - c * RCHUNK);
+      const o = byteOffset + c * RCHUNK * REC;
+      t.cu8.push(new Uint8Array(buf, o, n * REC));
+      t.cu16.push(new Uint16Array(buf, o, n * R16));
+      t.cu32.push(new Uint32Array(buf, o, n * R32));
+      t.cf64.push(new Float64Array(buf, o, n * R64));
+    }
     t.rec = new Int32Array(slots);
     for (let i = 0; i < slots; i++) t.rec[i] = i;
     t.capacity = slots;
     t.recCap = slots;
     t.fresh = slots;
     return t;
-  }
-
-  /** The u32 view of all records (a tracker from over(): record i is slot i's). */
-  exportView(): Uint32Array<ArrayBufferLike> {
-    return this.u32;
   }
 
   /** Sets the history letters beyond the inline ones of `slot` (a tracker from over()). */
@@ -375,7 +413,7 @@ export class TcpTracker {
   release(slot: number): void {
     const r = this.rec[slot];
     if (r < 0) return;
-    this.u32[r * R32] = this.freeHead + 1;
+    this.cu32[r >>> RCHUNK_BITS][(r & RCHUNK_MASK) * R32] = this.freeHead + 1;
     this.freeHead = r;
     this.rec[slot] = -1;
   }
@@ -384,14 +422,14 @@ export class TcpTracker {
   reset(slot: number): number {
     let r = this.freeHead;
     if (r >= 0) {
-      this.freeHead = this.u32[r * R32] - 1;
+      this.freeHead = this.cu32[r >>> RCHUNK_BITS][(r & RCHUNK_MASK) * R32] - 1;
     } else {
       if (this.fresh === this.recCap) this.growRecords();
       r = this.fresh++;
     }
     if (this.extra.has(slot)) this.extra.delete(slot);
     this.rec[slot] = r;
-    const b8 = r * REC;
+    const b8 = this.sel(r) * REC;
     this.u8.fill(0, b8, b8 + REC);
     this.u8[b8 + O8_WSCALE] = 0xff;
     return r;
@@ -404,20 +442,22 @@ export class TcpTracker {
    * for the base and for how Zeek differs).
    */
   isNewConnection(slot: number, fromOrig: boolean, flags: number, seq: number): boolean {
+    const lr = this.sel(this.rec[slot]);
     if ((flags & (SYN | ACK)) !== SYN) return false;
     const role = fromOrig ? 0 : 1;
-    if ((this.u8[this.rec[slot] * REC + O8_DIR + role * D8 + B_STATE] & BASE_SET) === 0) return false;
-    return this.u32[this.rec[slot] * R32 + O32_DIR + role * D32 + D_START] !== seq >>> 0;
+    if ((this.u8[lr * REC + O8_DIR + role * D8 + B_STATE] & BASE_SET) === 0) return false;
+    return this.u32[lr * R32 + O32_DIR + role * D32 + D_START] !== seq >>> 0;
   }
 
   /** Append one history letter code. */
   private addHist(slot: number, code: number): void {
-    const i = this.rec[slot] * REC + O8_FLAGS;
+    const lr = this.sel(this.rec[slot]);
+    const i = lr * REC + O8_FLAGS;
     const cf = this.u8[i];
     const n = cf & CF_LEN;
     if (n < HIST_INLINE) {
       const w = n < 6 ? 0 : 1;
-      this.u32[this.rec[slot] * R32 + O32_HIST + w] |= code << ((n - w * 6) * 5);
+      this.u32[lr * R32 + O32_HIST + w] |= code << ((n - w * 6) * 5);
       this.u8[i] = cf + 1;
     } else {
       this.extra.set(slot, (this.extra.get(slot) ?? '') + LETTERS[code]);
@@ -427,7 +467,8 @@ export class TcpTracker {
 
   /** Zeek CheckHistory: add the letter once per role; true if it was already there. */
   private seen(slot: number, role: number, bit: number, letter: number): boolean {
-    const i = this.rec[slot] * REC + O8_DIR + role * D8 + B_SEEN;
+    const lr = this.sel(this.rec[slot]);
+    const i = lr * REC + O8_DIR + role * D8 + B_SEEN;
     const f = this.u8[i];
     if ((f & bit) !== 0) return true;
     this.u8[i] = f | bit;
@@ -467,6 +508,7 @@ export class TcpTracker {
    */
   segment(slot: number, r: number, fromOrig: boolean, flags: number, seq: number, ack: number, win: number,
     payloadLen: number, t: number, buf: Uint8Array, optOff: number, optLen: number): 0 | 1 | 2 {
+    r = this.sel(r);
     const u32 = this.u32;
     const u16 = this.u16;
     const u8 = this.u8;
@@ -751,10 +793,11 @@ export class TcpTracker {
 
   /** Zeek's TCP_Reassembler::AckReceived for the data of `owner`, acknowledged up to `ack`. */
   private ackReceived(slot: number, owner: number, ack: number): void {
+    const lr = this.sel(this.rec[slot]);
     const u32 = this.u32;
     const u8 = this.u8;
-    const o = this.rec[slot] * R32 + O32_DIR + owner * D32;
-    const o8 = this.rec[slot] * REC + O8_DIR + owner * D8;
+    const o = lr * R32 + O32_DIR + owner * D32;
+    const o8 = lr * REC + O8_DIR + owner * D8;
     let a = ack;
     const last = u32[o + D_LAST];
     // Never a gap for the FIN octet.
@@ -781,45 +824,47 @@ export class TcpTracker {
       c = a;
     }
     u32[o + D_CONTIG] = c;
-    if (missing === 0 || !isClean(u8[o8]) || !isClean(u8[this.rec[slot] * REC + O8_DIR + (owner ^ 1) * D8])) return;
-    const m = u32[this.rec[slot] * R32 + O32_MISSED] + missing;
-    u32[this.rec[slot] * R32 + O32_MISSED] = m > U32_MAX ? U32_MAX : m;
-    const i16 = this.rec[slot] * R16 + O16_DIR + owner * D16 + W_GAP;
+    if (missing === 0 || !isClean(u8[o8]) || !isClean(u8[lr * REC + O8_DIR + (owner ^ 1) * D8])) return;
+    const m = u32[lr * R32 + O32_MISSED] + missing;
+    u32[lr * R32 + O32_MISSED] = m > U32_MAX ? U32_MAX : m;
+    const i16 = lr * R16 + O16_DIR + owner * D16 + W_GAP;
     for (let e = 0; e < events; e++) this.scaledEvent(slot, owner, i16, L_G);
   }
 
   /** Swap originator and responder (Zeek FlipRoles): directions swap, hist_seen stays with the roles, `^` is recorded. */
   flip(slot: number): void {
+    const lr = this.sel(this.rec[slot]);
     const u32 = this.u32;
     const u16 = this.u16;
     const u8 = this.u8;
-    const b32 = this.rec[slot] * R32 + O32_DIR;
+    const b32 = lr * R32 + O32_DIR;
     for (let i = 0; i < D32; i++) {
       const x = u32[b32 + i];
       u32[b32 + i] = u32[b32 + D32 + i];
       u32[b32 + D32 + i] = x;
     }
-    const b16 = this.rec[slot] * R16 + O16_DIR;
+    const b16 = lr * R16 + O16_DIR;
     for (let i = 0; i < D16; i++) {
       const x = u16[b16 + i];
       u16[b16 + i] = u16[b16 + D16 + i];
       u16[b16 + D16 + i] = x;
     }
-    const b8 = this.rec[slot] * REC + O8_DIR;
+    const b8 = lr * REC + O8_DIR;
     for (let i = 0; i < D8; i++) {
       if (i === B_SEEN) continue;
       const x = u8[b8 + i];
       u8[b8 + i] = u8[b8 + D8 + i];
       u8[b8 + D8 + i] = x;
     }
-    const w = u8[this.rec[slot] * REC + O8_WSCALE];
-    u8[this.rec[slot] * REC + O8_WSCALE] = ((w & 0x0f) << 4) | (w >>> 4);
-    u8[this.rec[slot] * REC + O8_FLAGS] &= ~CF_PHASE;
+    const w = u8[lr * REC + O8_WSCALE];
+    u8[lr * REC + O8_WSCALE] = ((w & 0x0f) << 4) | (w >>> 4);
+    u8[lr * REC + O8_FLAGS] &= ~CF_PHASE;
     this.addHist(slot, L_FLIP);
   }
 
   private stateByte(slot: number, role: number): number {
-    return this.u8[this.rec[slot] * REC + O8_DIR + role * D8 + B_STATE];
+    const lr = this.sel(this.rec[slot]);
+    return this.u8[lr * REC + O8_DIR + role * D8 + B_STATE];
   }
 
   /** 0 = not established (half-open / attempt), 1 = established, 2 = closed (FIN both ways, or RST). */
@@ -829,8 +874,9 @@ export class TcpTracker {
 
   /** Zeek's endpoint Size(): payload bytes from sequence numbers (modulo 2^32); Zeek's orig_bytes/resp_bytes. */
   seqBytes(slot: number, orig: boolean): number {
+    const lr = this.sel(this.rec[slot]);
     const role = orig ? 0 : 1;
-    const i = this.rec[slot] * R32 + O32_DIR + role * D32;
+    const i = lr * R32 + O32_DIR + role * D32;
     const b = this.stateByte(slot, role);
     const pb = this.stateByte(slot, role ^ 1);
     if ((b & BASE_SET) === 0) return 0;
@@ -873,27 +919,31 @@ export class TcpTracker {
 
   /** Zeek history string. */
   history(slot: number): string {
-    const cf = this.u8[this.rec[slot] * REC + O8_FLAGS];
+    const lr = this.sel(this.rec[slot]);
+    const cf = this.u8[lr * REC + O8_FLAGS];
     const n = cf & CF_LEN;
     let s = '';
     for (let k = 0; k < n; k++) {
       const w = k < 6 ? 0 : 1;
-      s += LETTERS[(this.u32[this.rec[slot] * R32 + O32_HIST + w] >>> ((k - w * 6) * 5)) & 31];
+      s += LETTERS[(this.u32[lr * R32 + O32_HIST + w] >>> ((k - w * 6) * 5)) & 31];
     }
     if (cf & CF_OVERFLOW) s += this.extra.get(slot) ?? '';
     return s;
   }
 
   private dir32(slot: number, orig: boolean, field: number): number {
-    return this.u32[this.rec[slot] * R32 + O32_DIR + (orig ? 0 : D32) + field];
+    const lr = this.sel(this.rec[slot]);
+    return this.u32[lr * R32 + O32_DIR + (orig ? 0 : D32) + field];
   }
 
   private dir16(slot: number, orig: boolean, field: number): number {
-    return this.u16[this.rec[slot] * R16 + O16_DIR + (orig ? 0 : D16) + field];
+    const lr = this.sel(this.rec[slot]);
+    return this.u16[lr * R16 + O16_DIR + (orig ? 0 : D16) + field];
   }
 
   private dir8(slot: number, orig: boolean, field: number): number {
-    return this.u8[this.rec[slot] * REC + O8_DIR + (orig ? 0 : D8) + field];
+    const lr = this.sel(this.rec[slot]);
+    return this.u8[lr * REC + O8_DIR + (orig ? 0 : D8) + field];
   }
 
   /** Retransmitted data segments (see the file comment), per direction. */
@@ -938,12 +988,14 @@ export class TcpTracker {
 
   /** Bytes in content gaps (Zeek missed_bytes), both directions. */
   missedBytes(slot: number): number {
-    return this.u32[this.rec[slot] * R32 + O32_MISSED];
+    const lr = this.sel(this.rec[slot]);
+    return this.u32[lr * R32 + O32_MISSED];
   }
 
   /** Window scale shift in effect for a side's windows (0 unless both SYN and SYN-ACK offered the option). */
   windowScale(slot: number, orig: boolean): number {
-    const w = this.u8[this.rec[slot] * REC + O8_WSCALE];
+    const lr = this.sel(this.rec[slot]);
+    const w = this.u8[lr * REC + O8_WSCALE];
     const o = w & 0x0f;
     const r = w >>> 4;
     if (o === 15 || r === 15) return 0;
@@ -956,27 +1008,32 @@ export class TcpTracker {
   }
 
   private rttPhase(slot: number): number {
-    return (this.u8[this.rec[slot] * REC + O8_FLAGS] & CF_PHASE) >>> CF_PHASE_SHIFT;
+    const lr = this.sel(this.rec[slot]);
+    return (this.u8[lr * REC + O8_FLAGS] & CF_PHASE) >>> CF_PHASE_SHIFT;
   }
 
   /** SYN -> SYN-ACK -> ACK time in seconds (rounded to the ns), NaN when the handshake was not seen. */
   rttHandshake(slot: number): number {
+    const lr = this.sel(this.rec[slot]);
     if (this.rttPhase(slot) !== 3) return NaN;
-    return (this.u32[this.rec[slot] * R32 + O32_RTT_A] + Math.round(this.f64[this.rec[slot] * R64])) / 1e9;
+    return (this.u32[lr * R32 + O32_RTT_A] + Math.round(this.f64[lr * R64])) / 1e9;
   }
 
   /** SYN -> SYN-ACK time in ns, NaN when the handshake was not seen. */
   rttSynSynAckNs(slot: number): number {
-    return this.rttPhase(slot) === 3 ? this.u32[this.rec[slot] * R32 + O32_RTT_A] : NaN;
+    const lr = this.sel(this.rec[slot]);
+    return this.rttPhase(slot) === 3 ? this.u32[lr * R32 + O32_RTT_A] : NaN;
   }
 
   /** SYN-ACK -> ACK time in ns, NaN when the handshake was not seen. */
   rttSynAckAckNs(slot: number): number {
-    return this.rttPhase(slot) === 3 ? Math.round(this.f64[this.rec[slot] * R64]) : NaN;
+    const lr = this.sel(this.rec[slot]);
+    return this.rttPhase(slot) === 3 ? Math.round(this.f64[lr * R64]) : NaN;
   }
 
   /** Write the per-flow TCP fields into `rec` (a plain object being built for one NDJSON line). */
   fill(slot: number, rec: Record<string, unknown>): void {
+    const lr = this.sel(this.rec[slot]);
     rec.conn_state = this.connState(slot);
     rec.history = this.history(slot);
     rec.orig_syn = this.syns(slot, true);
@@ -997,8 +1054,8 @@ export class TcpTracker {
     rec.resp_zero_win = this.zeroWin(slot, false);
     rec.missed_bytes = this.missedBytes(slot);
     if (this.rttPhase(slot) === 3) {
-      const a = this.u32[this.rec[slot] * R32 + O32_RTT_A];
-      const b = Math.round(this.f64[this.rec[slot] * R64]);
+      const a = this.u32[lr * R32 + O32_RTT_A];
+      const b = Math.round(this.f64[lr * R64]);
       rec.rtt_syn_synack = a / 1e9;
       rec.rtt_synack_ack = b / 1e9;
       rec.rtt_handshake = (a + b) / 1e9;
