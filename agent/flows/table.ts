@@ -269,6 +269,8 @@ export class FlowTable implements LayerSink {
   private readonly bucketTail = new Int32Array(WHEEL).fill(-1);
   /** Next wheel tick (absolute, floor(t / TICK)) to process; NaN before the first packet. */
   private cursor = NaN;
+  /** No flow is scheduled in the ticks [cursor, evictTick): where evict() starts looking (schedule() lowers it). */
+  private evictTick = -Infinity;
   private readonly idleNs = new Float64Array(N_CLASSES);
   private readonly activeNs: number;
   private nextId = 0;
@@ -524,6 +526,7 @@ export class FlowTable implements LayerSink {
     // Beyond the horizon: parked in the farthest bucket and looked at again then. (WHEEL - 2 keeps a
     // flow rescheduled during a sweep out of the bucket being swept.)
     else if (tick - cursor > WHEEL - 2) tick = cursor + WHEEL - 2;
+    if (tick < this.evictTick) this.evictTick = tick;
     const bucket = tick & WHEEL_MASK;
     // Appended: a bucket lists its flows in the order they were scheduled (oldest first).
     const tail = this.bucketTail[bucket];
@@ -734,10 +737,13 @@ export class FlowTable implements LayerSink {
 
   /** Table full: ends the flow nearest to its deadline (fixing stale wheel positions on the way). */
   private evict(): void {
-    for (let n = 0, tick = this.cursor; n < 2 * WHEEL; n++, tick++) {
+    // The buckets before evictTick are empty: a full table of long-lived flows is not rescanned from the cursor for every eviction.
+    const start = this.evictTick > this.cursor ? this.evictTick : this.cursor;
+    for (let n = 0, tick = start; n < 2 * WHEEL; n++, tick++) {
       const bucket = tick & WHEEL_MASK;
       const limit = (tick + 1) * TICK_NS;
       let s = this.bucketHead[bucket];
+      if (s === -1 && n < WHEEL) this.evictTick = tick + 1;
       while (s !== -1) {
         const next = this.wnext[s];
         if (this.deadline(s) < limit || n >= WHEEL) {
