@@ -15,6 +15,26 @@ export function nextCapacity(cap: number): number {
   return Math.ceil((cap * 1.125) / 4096) * 4096;
 }
 
+/**
+ * Grows chunked storage to `cap` records: chunk c holds records
+ * [c * per, (c + 1) * per), and is (re)allocated when it holds fewer than it
+ * must (the last chunk is allocated at the size needed and reallocated as
+ * it fills). For each new buffer, `place(c, records, had)` installs it:
+ * `had` old records of chunk c to copy over. Returns true when an old
+ * chunk was replaced (garbage to collect).
+ */
+export function growChunks(held: (c: number) => number, cap: number, per: number, place: (c: number, records: number, had: number) => void): boolean {
+  let replaced = false;
+  for (let c = 0; c * per < cap; c++) {
+    const records = Math.min(per, cap - c * per);
+    const had = held(c);
+    if (had >= records) continue;
+    place(c, records, had);
+    if (had > 0) replaced = true;
+  }
+  return replaced;
+}
+
 let collect: (() => void) | null | undefined;
 
 /**

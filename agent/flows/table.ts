@@ -39,7 +39,7 @@ import type { LayerSink } from '../../parsers/decoder.js';
 import { Packet, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from '../../parsers/packet.js';
 import { BYTES_PER_SLOT as TCP_RECORD_BYTES, TcpTracker } from './tcp.js';
 import { LocalNets, isLoopback } from './localnets.js';
-import { nextCapacity, releaseGarbage } from './growth.js';
+import { growChunks, nextCapacity, releaseGarbage } from './growth.js';
 
 export { nextCapacity };
 
@@ -324,21 +324,18 @@ export class FlowTable implements LayerSink {
   /** (Re)allocates the records for `cap` slots, keeping the live ones. */
   private allocate(cap: number): void {
     const old = this.capacity;
-    for (let c = 0; c * CHUNK < cap; c++) {
-      const slots = Math.min(CHUNK, cap - c * CHUNK);
-      const have = c < this.cu32.length ? this.cu32[c].length / REC_U32 : 0;
-      if (have >= slots) continue;
+    growChunks((c) => (c < this.cu32.length ? this.cu32[c].length / REC_U32 : 0), cap, CHUNK, (c, slots, had) => {
       const buf = new ArrayBuffer(slots * REC_BYTES);
       const u32 = new Uint32Array(buf);
       const cold = new Float64Array(slots * C_WORDS);
-      if (have > 0) {
+      if (had > 0) {
         u32.set(this.cu32[c]);
         cold.set(this.ccold[c]);
       }
       this.cu32[c] = u32;
       this.cf64[c] = new Float64Array(buf);
       this.ccold[c] = cold;
-    }
+    });
     const wprev = new Int32Array(cap);
     const wnext = new Int32Array(cap);
     const wbucket = new Uint16Array(cap);

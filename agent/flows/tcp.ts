@@ -134,7 +134,7 @@
  * 12th go to a Map (slot -> string), the only per-segment allocation, which
  * a typical flow (`ShADadFf`, `ShADdtaTTtFf`) never reaches.
  */
-import { nextCapacity, releaseGarbage } from './growth.js';
+import { growChunks, nextCapacity, releaseGarbage } from './growth.js';
 
 // ---- TCP flags
 const FIN = 0x01;
@@ -340,22 +340,15 @@ export class TcpTracker {
     const old = this.recCap;
     // Never more records than flow slots (every TCP flow holds one at most).
     const cap = Math.max(old + 1, Math.min(Math.max(1024, nextCapacity(old)), this.capacity));
-    let copied = false;
-    for (let c = 0; c * RCHUNK < cap; c++) {
-      const n = Math.min(RCHUNK, cap - c * RCHUNK);
-      const have = c < this.cu8.length ? this.cu8[c].length / REC : 0;
-      if (have >= n) continue;
+    const copied = growChunks((c) => (c < this.cu8.length ? this.cu8[c].length / REC : 0), cap, RCHUNK, (c, n, had) => {
       const buf = new ArrayBuffer(n * REC);
       const u8 = new Uint8Array(buf);
-      if (have > 0) {
-        u8.set(this.cu8[c]);
-        copied = true;
-      }
+      if (had > 0) u8.set(this.cu8[c]);
       this.cu8[c] = u8;
       this.cu16[c] = new Uint16Array(buf);
       this.cu32[c] = new Uint32Array(buf);
       this.cf64[c] = new Float64Array(buf);
-    }
+    });
     this.recCap = cap;
     this.selected = -1;
     if (copied) releaseGarbage();
