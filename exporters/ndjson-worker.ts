@@ -46,7 +46,8 @@ function run(): void {
       if (Atomics.load(h, H_CLOSED) !== 0 && Atomics.load(h, H_W) === r) break;
       Atomics.store(h, H_SLEEP, 1);
       w = Atomics.load(h, H_W);
-      if (w === r && Atomics.load(h, H_CLOSED) === 0) Atomics.wait(h, H_W, w);
+      // A timeout, because close() may set CLOSED between the check and the wait without changing W.
+      if (w === r && Atomics.load(h, H_CLOSED) === 0) Atomics.wait(h, H_W, w, 50);
       Atomics.store(h, H_SLEEP, 0);
       continue;
     }

@@ -176,6 +176,29 @@ describe('flow table', () => {
     expect(t.count).toBe(0);
   });
 
+  it('evicts under pressure when every flow waits beyond the timing wheel (idle timeout over 1024 s)', async () => {
+    const recs: Rec[] = [];
+    for (let i = 0; i < 17; i++) recs.push(at(i * 0.01, udpPkt(`10.0.0.${i + 1}`, 1000, '192.0.2.1', 53)));
+    const r = await analyzeFiles([file(recs)], ['--idle-timeout-udp', '3600s', '--active-timeout', '0', '--max-flows', '16']);
+    expect(r.records).toHaveLength(17);
+    expect(r.records.filter((x) => x.evicted)).toHaveLength(1);
+    expect(r.records.find((x) => x.evicted)['id.orig_h']).toBe('10.0.0.1');
+  });
+
+  it('a forwarded copy stamped slightly before the packet it copies, across a millisecond boundary, is still a copy', async () => {
+    const pkt = ipv6({ nh: 17, src: '2001:db8:1::10', dst: '2001:db8:2::20' }, udp(5000, 53, bytes(20)));
+    const recs: Rec[] = [
+      { sec: T0, nsec: 1_000_001, data: sll2(0, 0x86dd, 2, pkt) }, // arriving, 1.000001 ms
+      { sec: T0, nsec: 999_999, data: sll2(4, 0x86dd, 3, pkt) }, // leaving, stamped 2 µs earlier
+    ];
+    const f = join(dir, `t${n++}.pcap`);
+    writeFileSync(f, pcapFile(recs, { linktype: 276 }));
+    const r = await analyzeFiles([f]);
+    expect(r.records).toHaveLength(1);
+    expect(r.records[0]).toMatchObject({ direction: 'forwarded', orig_pkts: 1 });
+    expect(r.pipeline.table.copies).toBe(1);
+  });
+
   it('a table over exported copies (the ring of the NDJSON worker) reads every flow back, in its second chunk too', () => {
     const recs: Rec[] = [];
     for (let i = 0; i < 70_000; i++) {

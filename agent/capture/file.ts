@@ -416,27 +416,30 @@ async function readHandle(path: string, fh: FileHandle, sink: PacketSink, chunkS
   const bufs = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
   let which = 0;
   let next = fh.read(bufs[which], 0, chunkSize, null);
-  f.held = n;
-  f.walkWork();
   let error: CaptureFileError | undefined;
-  while (!f.stopped) {
-    let got: number;
-    try {
-      got = (await next).bytesRead;
-    } catch (e) {
-      error = f.failure('read_error', errText(e));
-      break;
+  try {
+    f.held = n;
+    f.walkWork();
+    while (!f.stopped) {
+      let got: number;
+      try {
+        got = (await next).bytesRead;
+      } catch (e) {
+        error = f.failure('read_error', errText(e));
+        break;
+      }
+      if (got === 0) break;
+      const cur = bufs[which];
+      which ^= 1;
+      next = fh.read(bufs[which], 0, chunkSize, null);
+      // A record larger than a chunk is completed in the Feeder's carry buffer, which grows (doubling) as
+      // the data actually arrives, so memory follows the data present, not a length claimed by a damaged header.
+      f.push(cur, 0, got);
     }
-    if (got === 0) break;
-    const cur = bufs[which];
-    which ^= 1;
-    next = fh.read(bufs[which], 0, chunkSize, null);
-    // A record larger than a chunk is completed in the Feeder's carry buffer, which grows (doubling) as
-    // the data actually arrives, so memory follows the data present, not a length claimed by a damaged header.
-    f.push(cur, 0, got);
+  } finally {
+    // Stopped on a bad record, or the sink threw: the read already under way must end before the caller closes the file.
+    await next.catch(() => undefined);
   }
-  // Stopped on a bad record: the read already under way must end before the caller closes the file.
-  if (f.stopped) await next.catch(() => undefined);
   return f.finish(false, error);
 }
 

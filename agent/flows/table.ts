@@ -608,7 +608,9 @@ export class FlowTable implements LayerSink {
       const ms = Math.floor(now / 1e6) >>> 0;
       const c = this.copyCache;
       const ci = (Math.imul(sig ^ Math.imul(tag, 0x9e3779b1), 0x85ebca6b) >>> (32 - COPY_BITS)) << 2;
-      if (c[ci] === tag && c[ci + 1] === sig && c[ci + 2] !== where && ((ms - c[ci + 3]) >>> 0) <= COPY_WINDOW_MS) {
+      const apart = (ms - c[ci + 3]) | 0;
+      // Either order: on several interfaces, a copy can be stamped slightly before the packet it copies.
+      if (c[ci] === tag && c[ci + 1] === sig && c[ci + 2] !== where && apart <= COPY_WINDOW_MS && apart >= -COPY_WINDOW_MS) {
         u[b + R_META] = meta | META_COPY;
         this.copies++;
         return s;
@@ -743,7 +745,8 @@ export class FlowTable implements LayerSink {
       if (s === -1 && n < WHEEL) this.evictTick = tick + 1;
       while (s !== -1) {
         const next = this.wnext[s];
-        if (this.deadline(s) < limit || n >= WHEEL) {
+        // The horizon bucket holds the flows whose deadlines lie beyond the wheel: rescheduling one puts it back there.
+        if (this.deadline(s) < limit || n >= WHEEL || tick >= this.cursor + WHEEL - 2) {
           this.end(s, END_PRESSURE);
           return;
         }
