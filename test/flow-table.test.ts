@@ -182,7 +182,7 @@ describe('flow table', () => {
     const r = await analyzeFiles([file(recs)], ['--idle-timeout-udp', '3600s', '--active-timeout', '0', '--max-flows', '16']);
     expect(r.records).toHaveLength(17);
     expect(r.records.filter((x) => x.evicted)).toHaveLength(1);
-    expect(r.records.find((x) => x.evicted)['id.orig_h']).toBe('10.0.0.1');
+    expect(r.records.find((x) => x.evicted)!['id.orig_h']).toBe('10.0.0.1');
   });
 
   it('a forwarded copy stamped slightly before the packet it copies, across a millisecond boundary, is still a copy', async () => {
