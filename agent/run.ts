@@ -21,7 +21,7 @@
  * no packet is dropped in user space. With one capture (or `any`) packets
  * go straight to the pipeline.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ConfigError, loadConfig, parseListen, runUsage, type Config } from './config.js';
 import { LiveCaptureError, openLive, type LiveCapture, type LiveStats } from './capture/live.js';
@@ -33,7 +33,7 @@ import { ProcResolver } from './procs.js';
 import type { Packet } from '../parsers/packet.js';
 import { PROTO_TCP, PROTO_UDP } from '../parsers/packet.js';
 import type { FlowTableOptions } from './flows/table.js';
-import { flowRecordLine, type RecordContext } from '../exporters/ndjson.js';
+import { flowRecordLine, writeAllSync, type RecordContext } from '../exporters/ndjson.js';
 import { FlowtapMetrics } from '../exporters/metrics.js';
 import { startHttpServer } from '../exporters/http.js';
 
@@ -91,16 +91,8 @@ export class AppendWriter {
     const data = Buffer.from(this.buf.join('\n') + '\n');
     this.buf = [];
     this.size = 0;
-    let off = 0;
     try {
-      while (off < data.length) {
-        try {
-          off += writeSync(this.fd, data, off);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-        }
-      }
+      writeAllSync(this.fd, data);
     } catch (e) {
       if (this.errors++ === 0) this.onError(`flows: writing ${this.path} failed: ${(e as Error).message} (records are lost until it works again)`);
     }

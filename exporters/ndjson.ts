@@ -307,6 +307,19 @@ export function flowRecordLine(table: FlowTable, s: number, reason: number, fina
   return scratch.buf.toString('utf8', 0, scratch.pos - 1);
 }
 
+/** Writes all of `data` to `fd`; a non-blocking pipe that is full (EAGAIN, e.g. stdout) is waited for briefly and retried. */
+export function writeAllSync(fd: number, data: Uint8Array): void {
+  let off = 0;
+  while (off < data.length) {
+    try {
+      off += writeSync(fd, data, off);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
+
 /** The descriptor `--flows PATH` writes to: `-` is stdout (not ours to close), anything else a file opened for writing. */
 export function openFlowsOutput(path: string): { fd: number; owned: boolean } {
   return path === '-' ? { fd: 1, owned: false } : { fd: openSync(path, 'w'), owned: true };
@@ -345,17 +358,7 @@ export class LineWriter {
   flush(): void {
     const e = this.enc;
     if (e.pos === 0) return;
-    const data = e.buf.subarray(0, e.pos);
-    let off = 0;
-    while (off < data.length) {
-      try {
-        off += writeSync(this.fd, data, off);
-      } catch (err) {
-        // A non-blocking stdout pipe that is full: wait for it briefly, then retry.
-        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-      }
-    }
+    writeAllSync(this.fd, e.buf.subarray(0, e.pos));
     e.pos = 0;
   }
 
