@@ -63,6 +63,19 @@ console.log(JSON.stringify({ tcp: [c.localPort, srv.address().port] }));
 setInterval(() => {}, 1000);
 `;
 
+/**
+ * In `ns`: a veth pair fta (SUBNET.1/24) - ftb, both up, with a static neighbour
+ * SUBNET.2 at ftb's MAC, so packets sent to SUBNET.2 leave through fta without ARP.
+ */
+function vethToNeighbour(ns: string, subnet: string): void {
+  sh('ip', ['-n', ns, 'link', 'add', 'fta', 'type', 'veth', 'peer', 'name', 'ftb']);
+  sh('ip', ['-n', ns, 'addr', 'add', `${subnet}.1/24`, 'dev', 'fta']);
+  sh('ip', ['-n', ns, 'link', 'set', 'fta', 'up']);
+  sh('ip', ['-n', ns, 'link', 'set', 'ftb', 'up']);
+  const mac = /link\/ether ([0-9a-f:]+)/.exec(sh('ip', ['-n', ns, 'link', 'show', 'ftb']))![1];
+  sh('ip', ['-n', ns, 'neigh', 'add', `${subnet}.2`, 'lladdr', mac, 'dev', 'fta']);
+}
+
 function nsWithLo(ns: string): void {
   sh('ip', ['netns', 'add', ns]);
   sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -90,12 +103,7 @@ describe('capture health', () => {
     const N = 20_000;
     // A veth, not lo: on lo the kernel puts both the outgoing and the incoming copy of a packet in the
     // ring (libpcap skips the outgoing one), so each packet lost there counts twice in tp_drops.
-    sh('ip', ['-n', H, 'link', 'add', 'fta', 'type', 'veth', 'peer', 'name', 'ftb']);
-    sh('ip', ['-n', H, 'addr', 'add', '10.97.0.1/24', 'dev', 'fta']);
-    sh('ip', ['-n', H, 'link', 'set', 'fta', 'up']);
-    sh('ip', ['-n', H, 'link', 'set', 'ftb', 'up']);
-    const mac = /link\/ether ([0-9a-f:]+)/.exec(sh('ip', ['-n', H, 'link', 'show', 'ftb']))![1];
-    sh('ip', ['-n', H, 'neigh', 'add', '10.97.0.2', 'lladdr', mac, 'dev', 'fta']);
+    vethToNeighbour(H, '10.97.0');
     const ft = await startFlowtap(H, ['-i', 'fta', '-f', 'udp dst port 7777', '--buffer-size', '64KiB', '--snaplen', '64', '--listen', '127.0.0.1:0', '--no-processes']);
     // Stopped, flowtap cannot empty the ring: the kernel must drop.
     process.kill(ft.pid, 'SIGSTOP');
@@ -193,12 +201,7 @@ describe('shutdown, SIGHUP, idle ticks', () => {
 
 describe('least privilege', () => {
   it('runs as nobody with only CAP_NET_RAW (ambient), promiscuous mode included, and captures', async () => {
-    sh('ip', ['-n', P, 'link', 'add', 'fta', 'type', 'veth', 'peer', 'name', 'ftb']);
-    sh('ip', ['-n', P, 'addr', 'add', '10.98.0.1/24', 'dev', 'fta']);
-    sh('ip', ['-n', P, 'link', 'set', 'fta', 'up']);
-    sh('ip', ['-n', P, 'link', 'set', 'ftb', 'up']);
-    const mac = /link\/ether ([0-9a-f:]+)/.exec(sh('ip', ['-n', P, 'link', 'show', 'ftb']))![1];
-    sh('ip', ['-n', P, 'neigh', 'add', '10.98.0.2', 'lladdr', mac, 'dev', 'fta']);
+    vethToNeighbour(P, '10.98.0');
     const flows = join(dir, 'priv.ndjson');
     const prefix = ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
       '--inh-caps=-all,+net_raw', '--ambient-caps=-all,+net_raw', '--bounding-set=-all,+net_raw'];
