@@ -16,10 +16,14 @@ export class Clock {
   /** Epoch seconds as text with nanosecond digits (a JSON number). */
   epochText(t: number): string {
     if (this.base !== this.base) return '0';
-    const whole = Math.floor(t / 1e9);
-    const frac = t - whole * 1e9;
-    const sec = this.base + whole;
-    return `${sec}.${String(Math.round(frac)).padStart(9, '0')}`;
+    let whole = Math.floor(t / 1e9);
+    let ns = Math.round(t - whole * 1e9);
+    // Far from the base a time is not exact to the ns, and its fraction can round up to a whole second.
+    if (ns >= 1e9) {
+      whole++;
+      ns -= 1e9;
+    }
+    return `${this.base + whole}.${String(ns).padStart(9, '0')}`;
   }
 
   /** Epoch seconds as a float (µs-level precision), for summaries and metrics. */

@@ -8,8 +8,15 @@ import type { InterfaceInfo, PacketSink } from './capture/types.js';
 import { Clock } from './clock.js';
 import { Decoder, SUPPORTED_LINKTYPES, type LayerSink } from '../parsers/decoder.js';
 import type { Packet } from '../parsers/packet.js';
-import { REASON_COUNT } from '../parsers/reasons.js';
+import { R, REASON_COUNT } from '../parsers/reasons.js';
 import { FlowTable, type FlowTableOptions } from './flows/table.js';
+
+/**
+ * The last second a packet may carry: 9999-12-31T23:59:59Z. Beyond it (and
+ * before 1970) a record's time is damage, not a date, and would drive every
+ * timeout and step boundary; such a record is counted as `bad_timestamp`.
+ */
+export const MAX_PACKET_SEC = 253402300799;
 
 export type FlowReportListener = (table: FlowTable, slot: number, reason: number, final: boolean) => void;
 
@@ -76,6 +83,10 @@ export class Pipeline implements PacketSink, LayerSink {
   }
 
   packet(buf: Uint8Array, off: number, caplen: number, wirelen: number, tsSec: number, tsNsec: number, ifIndex: number): void {
+    if (!(tsSec >= 0 && tsSec <= MAX_PACKET_SEC && tsNsec >= 0 && tsNsec < 1e9)) {
+      this.badTime(caplen, wirelen, ifIndex);
+      return;
+    }
     const t = this.clock.toNs(tsSec, tsNsec);
     // A step boundary is sampled before the packet that crosses it is counted anywhere.
     if (t >= this.nextStep) this.step(t);
@@ -90,6 +101,17 @@ export class Pipeline implements PacketSink, LayerSink {
     this.table.advance(t);
     const r = this.decoder.decode(buf, off, caplen, wirelen, this.linktype[ifIndex], this.fcs[ifIndex], ifIndex, t);
     if (r !== 0) this.reasons[r]++;
+  }
+
+  /** A record whose time is out of range: in the totals, under `bad_timestamp`, and nowhere else (not in packet time). */
+  private badTime(caplen: number, wirelen: number, ifIndex: number): void {
+    this.packets++;
+    this.wireBytes += wirelen;
+    this.capturedBytes += caplen;
+    if (caplen < wirelen) this.snapped++;
+    this.ifPackets[ifIndex]++;
+    this.ifBytes[ifIndex] += wirelen;
+    this.reasons[R.bad_timestamp]++;
   }
 
   /**
@@ -115,6 +137,9 @@ export class Pipeline implements PacketSink, LayerSink {
       this.nextStep += this.stepNs;
       this.table.advance(b);
       this.stepFn(b);
+      // A gap in packet time with no flow left: every boundary up to t would sample the same values.
+      // Only the last one before t is sampled (a gap of years at a 15 s step is not walked step by step).
+      if (this.table.count === 0 && this.nextStep + this.stepNs <= t) this.nextStep = Math.floor(t / this.stepNs) * this.stepNs;
     }
   }
 

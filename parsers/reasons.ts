@@ -6,6 +6,9 @@
  *
  * `truncated_*`: the header runs past the captured bytes (the snaplen cut it,
  * or the frame really is that short). `bad_*`: a field is impossible.
+ * `bad_timestamp` is the pipeline's, not the decoder's: a record time before
+ * 1970 or after 9999 (a pcapng resolution or offset gone wrong) is not
+ * decoded at all, so that it cannot move packet time.
  */
 export const REASONS = [
   'ok',
@@ -31,6 +34,7 @@ export const REASONS = [
   'truncated_tunnel',
   'unsupported_tunnel',
   'tunnel_too_deep',
+  'bad_timestamp',
 ] as const;
 
 export type Reason = (typeof REASONS)[number];
