@@ -4,7 +4,7 @@
  * `layer()`/`nonIp()` (LayerSink); the flow table calls the reporter when a
  * flow record is due.
  */
-import type { InterfaceInfo, PacketSink } from './capture/types.js';
+import { MAX_INTERFACES, type InterfaceInfo, type PacketSink } from './capture/types.js';
 import { Clock } from './clock.js';
 import { Decoder, SUPPORTED_LINKTYPES, type LayerSink } from '../parsers/decoder.js';
 import type { Packet } from '../parsers/packet.js';
@@ -65,6 +65,7 @@ export class Pipeline implements PacketSink, LayerSink {
   }
 
   addInterface(info: InterfaceInfo): number {
+    if (this.interfaces.length >= MAX_INTERFACES) return -1;
     this.interfaces.push(info);
     this.linktype.push(info.linktype);
     this.fcs.push(info.fcsBytes);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { readCaptureBuffer } from '../agent/capture/file.js';
 import { PCAPNG_MAX_BLOCK } from '../agent/capture/pcapng.js';
+import { MAX_INTERFACES } from '../agent/capture/types.js';
+import { Pipeline } from '../agent/pipeline.js';
 import { pcapngFile, type Packet, type PcapngBlock, type PcapngInterface, type PcapngSection } from './gen/pcap-writer.js';
 import { RecordingSink, expectedRecs, makePackets, pcapngBlockOffsets, rng } from './capture-helpers.js';
 
@@ -200,6 +202,20 @@ describe('pcapng: simple, obsolete and skipped blocks', () => {
       expect(sink.recs).toEqual(expectedRecs(ps, 0));
     });
   }
+});
+
+describe('pcapng: more interfaces than a run may have', () => {
+  it('stops at the first IDB beyond MAX_INTERFACES with bad_block, keeping the packets before it', () => {
+    const ps = makePackets(1, 5, { maxLen: 60 });
+    const file = pcapngFile([{ interfaces: Array.from({ length: MAX_INTERFACES + 1 }, () => ({})), blocks: epbs(ps) }]);
+    const p = new Pipeline();
+    const r = readCaptureBuffer('many.pcapng', file, p);
+    expect(r.error?.reason).toBe('bad_block');
+    // The SHB is 28 bytes, an IDB without options 20.
+    expect(r.error?.offset).toBe(28 + MAX_INTERFACES * 20);
+    expect(r.error?.detail).toContain(`${MAX_INTERFACES} interfaces`);
+    expect(p.interfaces).toHaveLength(MAX_INTERFACES);
+  });
 });
 
 describe('pcapng: damaged files', () => {

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, build } from './run-helpers.js';
 import { randomTraffic, GEN_BASE } from './helpers/traffic.js';
-import { pcapFile } from './gen/pcap-writer.js';
-import { ACK, RST, SYN, eth, ipv4, tcp } from './gen/packets.js';
+import { pcapFile, pcapngFile } from './gen/pcap-writer.js';
+import { ACK, RST, SYN, eth, ipv4, tcp, udp } from './gen/packets.js';
 
 let dir: string;
 
@@ -72,6 +72,22 @@ describe('NDJSON written by the worker thread', () => {
     }
     expect(reference).toContain('"final":false');
     expect(reference!.split('\n').length).toBeGreaterThan(3000);
+  });
+
+  it('takes the names of the 65535 interfaces a run may have, declared before the first record', () => {
+    const n = 21845;
+    const files = [0, 1, 2].map((k) => {
+      const frame = eth(0x0800, ipv4({ proto: 17 }, udp(1000 + k, 53, new Uint8Array(4))));
+      const file = join(dir, `idbs-${k}.pcapng`);
+      writeFileSync(file, pcapngFile([{
+        interfaces: Array.from({ length: n }, () => ({})),
+        blocks: [{ kind: 'epb', iface: n - 1, packet: { sec: 1_700_000_000 + k, nsec: 0, data: frame } }],
+      }]));
+      return file;
+    });
+    const { inThread, worker } = both(files, 16);
+    expect(worker).toBe(inThread);
+    expect(worker).toContain(`"interface":"idbs-2.pcapng#${n - 1}"`);
   });
 
   it('counts the same summary (the worker runs its per-flow part), as JSON and as text', () => {

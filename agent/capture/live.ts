@@ -313,6 +313,7 @@ export function openLive(options: LiveOptions, sink: PacketSink): LiveCapture {
   let ifIndex: number;
   try {
     ifIndex = options.ifIndex ?? sink.addInterface({ linktype: info.linktype, snaplen: info.snaplen, name: device, fcsBytes: 0 });
+    if (ifIndex < 0) throw new Error(`${device}: more capture interfaces than a run may have`);
   } catch (err) {
     cap.close();
     releaseCap(cap);

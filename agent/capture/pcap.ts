@@ -14,7 +14,7 @@
  * tail over to the next chunk. `need` tells how many bytes the record at the
  * returned offset needs. Nothing is allocated per record.
  */
-import { CaptureFileError, type PacketSink } from './types.js';
+import { CaptureFileError, MAX_INTERFACES, type PacketSink } from './types.js';
 
 /** Largest incl_len accepted in any record (libpcap's MAXIMUM_SNAPLEN). */
 export const PCAP_MAX_CAPLEN = 262144;
@@ -136,6 +136,10 @@ export class PcapReader {
       name: this.ifName,
       fcsBytes: this.fcsBytes,
     });
+    if (this.ifIndex < 0) {
+      this.fail(0, 'bad_header', `the run already has the ${MAX_INTERFACES} interfaces it may declare`);
+      return false;
+    }
     this.started = true;
     this.need = PCAP_RECORD_HEADER_LEN;
     return true;

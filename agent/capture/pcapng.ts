@@ -22,7 +22,7 @@
  * 10^-n up to 10^-9 and 2^-n up to 2^-23, within 1 ns below that; finer
  * resolutions are approximated with floats.
  */
-import { CaptureFileError, type PacketSink } from './types.js';
+import { CaptureFileError, MAX_INTERFACES, type PacketSink } from './types.js';
 
 export const PCAPNG_SHB = 0x0a0d0d0a;
 export const PCAPNG_IDB = 0x00000001;
@@ -300,6 +300,10 @@ export class PcapngReader {
       name: name !== '' ? name : `${this.baseName}#${n}`,
       fcsBytes,
     });
+    if (idx < 0) {
+      this.fail(base + p, 'bad_block', `interface description block #${n + 1}: the run already has the ${MAX_INTERFACES} interfaces it may declare`);
+      return false;
+    }
     this.ifIndex.push(idx);
     this.ifUnits.push(units);
     const nsMul = units <= 1e9 && 1e9 % units === 0 ? 1e9 / units : 0;

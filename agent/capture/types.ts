@@ -17,11 +17,15 @@ export interface InterfaceInfo {
   fcsBytes: number;
 }
 
+/** Interfaces one run may declare: a flow record keeps the interface index in 16 bits (a real capture has a handful). */
+export const MAX_INTERFACES = 65535;
+
 export interface PacketSink {
   /**
    * Declares an interface before its first packet. Returns the index the
    * source must pass as `ifIndex` for packets on it (indexes are global for
-   * a run, so several files never share one).
+   * a run, so several files never share one), or -1 when the run already
+   * has MAX_INTERFACES: the source then stops with an error.
    */
   addInterface(info: InterfaceInfo): number;
 
