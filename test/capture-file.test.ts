@@ -223,6 +223,22 @@ describe('readCaptureFile: gzip', () => {
     expect(r2.error?.reason).toBe('gzip_error');
     expect(readCaptureBuffer('g', garbage, new RecordingSink()).error?.reason).toBe('gzip_error');
   });
+
+  it.each([
+    { name: 'a bad CRC', damage: (gz: Buffer) => { gz[gz.length - 6] ^= 0xff; return gz; } },
+    { name: 'trailing garbage', damage: (gz: Buffer) => Buffer.concat([gz, Buffer.from('garbage after the member')]) },
+  ])('$name at the end of a member: the packets before the last 64 KiB of output are kept (all were lost)', async ({ damage }) => {
+    const big = pcapFile(makePackets(3000, 9, { maxLen: 200 }));
+    expect(big.length).toBeGreaterThan(4 * 65536);
+    const { sink, result } = await readFile(save('damaged-end.pcap.gz', damage(gzipSync(big))));
+    expect(result.error?.reason).toBe('gzip_error');
+    expect(result.packets).toBe(sink.recs.length);
+    // zlib drops the output piece it was filling when it met the damage: at most 64 KiB of the end.
+    const offsets = pcapRecordOffsets(big);
+    const before = offsets.filter((o) => o <= big.length - 65536 - 216).length;
+    expect(sink.recs.length).toBeGreaterThanOrEqual(before);
+    expect(sink.recs.length).toBeLessThan(3000);
+  });
 });
 
 describe('readCaptureFile: errors outside the data', () => {

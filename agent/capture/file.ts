@@ -19,7 +19,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { PcapReader, pcapMagicKind } from './pcap.js';
 import { PCAPNG_SHB, PcapngReader } from './pcapng.js';
@@ -34,6 +33,7 @@ export interface ReadOptions {
 }
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+const GZIP_OUT_CHUNK = 64 * 1024;
 /** Name used for `-` in results and errors. */
 export const STDIN_NAME = '<stdin>';
 
@@ -315,7 +315,8 @@ async function gunzipInto(
   chunkSize: number,
 ): Promise<ReadResult> {
   const f = new Feeder(name, sink, ifNameFor(name), Math.min(chunkSize, 1 << 16));
-  const gunzip = createGunzip({ chunkSize: Math.max(64, Math.min(chunkSize, DEFAULT_CHUNK_SIZE)) });
+  // Output in pieces of at most 64 KiB: zlib discards the piece it was filling when it meets damage (a bad CRC, trailing garbage).
+  const gunzip = createGunzip({ chunkSize: Math.max(64, Math.min(chunkSize, GZIP_OUT_CHUNK)) });
   let sourceError: unknown;
   let sinkError: { e: unknown } | undefined;
   const input = Readable.from(
@@ -329,26 +330,34 @@ async function gunzipInto(
     })(),
     { objectMode: false },
   );
-  try {
-    await pipeline(input, gunzip, async (out: AsyncIterable<Buffer>) => {
-      for await (const c of out) {
-        try {
-          if (!f.push(c)) return;
-        } catch (e) {
-          sinkError = { e };
-          return;
-        }
-      }
-    });
-  } catch (e) {
-    if (sinkError !== undefined) throw sinkError.e;
-    if (f.stopped) return f.finish(true);
-    if (sourceError !== undefined) return f.finish(true, f.failure('read_error', errText(sourceError)));
-    return f.finish(true, f.failure('gzip_error', errText(e)));
-  }
+  // Output is walked in a synchronous 'data' listener, as zlib produces it: an error later in the
+  // stream (a bad CRC, trailing garbage) destroys the stream, and with it any output still buffered
+  // for an asynchronous consumer (a small file lost every packet).
+  const settled = new Promise<unknown>((resolve) => {
+    gunzip.once('end', () => resolve(undefined));
+    gunzip.once('error', (e) => resolve(e));
+  });
+  let stop = false;
+  gunzip.on('data', (c: Buffer) => {
+    if (stop) return;
+    try {
+      if (!f.push(c)) stop = true;
+    } catch (e) {
+      sinkError = { e };
+      stop = true;
+    }
+    if (stop) gunzip.destroy(new Error('stopped'));
+  });
+  input.on('error', (e) => gunzip.destroy(e));
+  input.pipe(gunzip);
+  const err = await settled;
+  input.unpipe(gunzip);
+  input.destroy();
   // A throwing sink is a bug downstream, not a bad file: it propagates.
   if (sinkError !== undefined) throw sinkError.e;
-  return f.finish(true);
+  if (err === undefined || f.stopped) return f.finish(true);
+  if (sourceError !== undefined) return f.finish(true, f.failure('read_error', errText(sourceError)));
+  return f.finish(true, f.failure('gzip_error', errText(err)));
 }
 
 /**
