@@ -611,6 +611,28 @@ export class Decoder {
         if (v !== 4 && v !== 6) return 0;
         return this.enter(id) || this.ipAny(cur, end, lim);
       }
+      case 1701: {
+        // L2TPv2 (RFC 2661) data message: a PPP frame. Control messages (T bit) and other versions carry none.
+        if (end - off < 2) return R.truncated_tunnel;
+        const flags = (buf[off] << 8) | buf[off + 1];
+        if ((flags & 0x800f) !== 2) return 0;
+        let cur = off + 2 + (flags & 0x4000 ? 2 : 0) + 4 + (flags & 0x0800 ? 4 : 0);
+        if (flags & 0x0200) {
+          if (end - cur < 2) return R.truncated_tunnel;
+          cur += 2 + ((buf[cur] << 8) | buf[cur + 1]);
+        }
+        if (end - cur < 2) return R.truncated_tunnel;
+        return this.enter(id) || this.ppp(cur, end, lim);
+      }
+      case 5072: {
+        // AYIYA: identity (2^n bytes) and signature (4n bytes), then a forwarded IPv4 or IPv6 packet.
+        if (end - off < 8) return R.truncated_tunnel;
+        const nh = buf[off + 3];
+        if ((buf[off + 2] & 0x0f) !== 1 || (nh !== 4 && nh !== 41)) return 0;
+        const hl = 8 + (1 << (buf[off] >> 4)) + ((buf[off + 1] >> 4) << 2);
+        if (end - off < hl) return R.truncated_tunnel;
+        return this.enter(id) || (nh === 4 ? this.ipv4(off + hl, end, lim) : this.ipv6(off + hl, end, lim));
+      }
       case 3544: {
         // Teredo: optional authentication / origin-indication headers, then IPv6.
         let cur = off;
@@ -673,5 +695,5 @@ export class Decoder {
 }
 
 function isTunnelPort(port: number): boolean {
-  return port === 4789 || port === 6081 || port === 4754 || port === 6635 || port === 2152 || port === 3544;
+  return port === 4789 || port === 6081 || port === 4754 || port === 6635 || port === 2152 || port === 3544 || port === 1701 || port === 5072;
 }

@@ -292,6 +292,36 @@ const cases: Case[] = [
     layers: [{ sport: 3544 }, { depth: 1, proto: 6, dport: 443 }],
   },
   {
+    name: 'L2TPv2 data message (length and sequence fields) carrying PPP/IPv4',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17, src: '198.51.100.1' }, udp(1701, 1701, cat(Uint8Array.from([0x48, 0x02, 0, 16 + udp4.length, 0, 7, 0, 9, 0, 1, 0, 2, 0xff, 0x03, 0x00, 0x21]), udp4)))),
+    layers: [{ sport: 1701, src: '198.51.100.1' }, { depth: 1, parent: 100, proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
+    name: 'L2TPv2 data message with an offset field and a compressed PPP protocol carrying IPv6',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(40000, 1701, cat(Uint8Array.from([0x02, 0x02, 0, 7, 0, 9, 0, 3, 0xaa, 0xbb, 0xcc, 0x57]), tcp6)))),
+    layers: [{ dport: 1701 }, { depth: 1, proto: 6, dport: 443 }],
+  },
+  {
+    name: 'L2TPv2 control message: the outer flow only',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(1701, 1701, cat(Uint8Array.from([0xc8, 0x02, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0]), bytes(8, 0))))),
+    layers: [{ dport: 1701 }],
+  },
+  {
+    name: 'AYIYA (UDP 5072) forwarding IPv6: 16-byte identity, 20-byte signature',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(5072, 5072, cat(Uint8Array.from([0x41, 0x52, 0x11, 41, 0, 0, 0, 0]), bytes(16, 1), bytes(20, 2), tcp6)))),
+    layers: [{ sport: 5072 }, { depth: 1, proto: 6, dport: 443 }],
+  },
+  {
+    name: 'AYIYA that is not a forward (heartbeat): the outer flow only',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(5072, 5072, cat(Uint8Array.from([0x41, 0x52, 0x10, 59, 0, 0, 0, 0]), bytes(36, 0))))),
+    layers: [{ dport: 5072 }],
+  },
+  {
     name: 'UDP on a tunnel port that is not a tunnel stays plain UDP',
     linktype: 1,
     frame: eth(0x0800, ipv4({ proto: 17 }, udp(4789, 1000, bytes(16, 0)))),
