@@ -314,6 +314,16 @@ export class Decoder {
         case 0x6558:
           return this.innerEthernet(off, end, lim);
         default:
+          if (type < 0x0600 && end - off >= 8 && buf[off] === 0xaa && buf[off + 1] === 0xaa && buf[off + 2] === 0x03 &&
+            buf[off + 3] === 0 && buf[off + 4] === 0 && (buf[off + 5] === 0 || buf[off + 5] === 0xf8)) {
+            // An 802.3 length frame with LLC/SNAP whose protocol id is an EtherType (RFC 1042, 802.1H).
+            const snap = (buf[off + 6] << 8) | buf[off + 7];
+            if (snap >= 0x0600) {
+              type = snap;
+              off += 8;
+              continue;
+            }
+          }
           this.sink.nonIp(type < 0x0600 ? ETHERTYPE_LLC : type);
           return 0;
       }

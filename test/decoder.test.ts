@@ -292,6 +292,12 @@ const cases: Case[] = [
     layers: [{ sport: 3544 }, { depth: 1, proto: 6, dport: 443 }],
   },
   {
+    name: '802.3 length frame with LLC/SNAP (RFC 1042) carrying IPv4',
+    linktype: 1,
+    frame: eth(8 + udp4.length, cat(Uint8Array.from([0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]), udp4)),
+    layers: [{ proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
     name: 'L2TPv2 data message (length and sequence fields) carrying PPP/IPv4',
     linktype: 1,
     frame: eth(0x0800, ipv4({ proto: 17, src: '198.51.100.1' }, udp(1701, 1701, cat(Uint8Array.from([0x48, 0x02, 0, 16 + udp4.length, 0, 7, 0, 9, 0, 1, 0, 2, 0xff, 0x03, 0x00, 0x21]), udp4)))),
