@@ -46,6 +46,8 @@ export const LINKTYPE_PPP_HDLC = 50;
 export const LINKTYPE_IEEE802_11 = 105;
 export const LINKTYPE_RADIOTAP = 127;
 export const LINKTYPE_PPI = 192;
+export const LINKTYPE_PFLOG = 117;
+export const LINKTYPE_NFLOG = 239;
 export const DLT_RAW_12 = 12; // DLT_RAW as written by some BSDs
 export const DLT_RAW_14 = 14; // DLT_RAW as written by OpenBSD
 
@@ -53,7 +55,7 @@ export const DLT_RAW_14 = 14; // DLT_RAW as written by OpenBSD
 export const SUPPORTED_LINKTYPES: ReadonlySet<number> = new Set([
   LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_PPP, LINKTYPE_PPP_HDLC, LINKTYPE_RAW, DLT_RAW_12, DLT_RAW_14,
   LINKTYPE_C_HDLC, LINKTYPE_LOOP, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_IPV6, LINKTYPE_LINUX_SLL2,
-  LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI,
+  LINKTYPE_IEEE802_11, LINKTYPE_RADIOTAP, LINKTYPE_PPI, LINKTYPE_PFLOG, LINKTYPE_NFLOG,
 ]);
 
 /** `lim` of a tunnelled packet inside a first fragment: its real end is in later fragments. */
@@ -154,6 +156,19 @@ export class Decoder {
       case LINKTYPE_PPP:
       case LINKTYPE_PPP_HDLC:
         return this.ppp(off, end, lim);
+      case LINKTYPE_PFLOG: {
+        // OpenBSD pf log: a header of `length` bytes (word-aligned on the wire), its address family, then the packet.
+        if (end - off < 2) return R.truncated_link;
+        const hl = (buf[off] + 3) & ~3;
+        if (hl < 4 || end - off < hl) return R.truncated_link;
+        const af = buf[off + 1];
+        if (af === 2) return this.ipv4(off + hl, end, lim);
+        if (af === 10 || af === 24 || af === 28 || af === 30) return this.ipv6(off + hl, end, lim);
+        this.sink.nonIp(ETHERTYPE_OTHER);
+        return 0;
+      }
+      case LINKTYPE_NFLOG:
+        return this.nflog(off, end, lim);
       case LINKTYPE_C_HDLC:
         if (end - off < 4) return R.truncated_link;
         return this.ethertype((buf[off + 2] << 8) | buf[off + 3], off + 4, end, lim);
@@ -228,6 +243,37 @@ export class Decoder {
     }
     this.sink.nonIp(ETHERTYPE_LLC);
     return 0;
+  }
+
+  /**
+   * Linux NFLOG: family, version, resource id, then TLVs (length and type in
+   * the capturing host's byte order, little-endian unless the type reads
+   * too large; padded to 4 bytes) of which type 9 holds the packet.
+   */
+  private nflog(off: number, end: number, lim: number): number {
+    const buf = this.p.buf;
+    if (end - off < 4) return R.truncated_link;
+    const family = buf[off];
+    let q = off + 4;
+    for (;;) {
+      if (end - q < 4) return R.truncated_link;
+      let len = buf[q] | (buf[q + 1] << 8);
+      let type = buf[q + 2] | (buf[q + 3] << 8);
+      if (type > 0xff) {
+        len = (buf[q] << 8) | buf[q + 1];
+        type = (buf[q + 2] << 8) | buf[q + 3];
+      }
+      if (len < 4) return R.truncated_link;
+      if (type === 9) {
+        const pl = q + len < lim ? q + len : lim;
+        const pe = end < pl ? end : pl;
+        if (family === 2) return this.ipv4(q + 4, pe, pl);
+        if (family === 10) return this.ipv6(q + 4, pe, pl);
+        this.sink.nonIp(ETHERTYPE_OTHER);
+        return 0;
+      }
+      q += (len + 3) & ~3;
+    }
   }
 
   /** Linux cooked capture protocol field: an EtherType, or a small ARPHRD-specific value. */

@@ -292,6 +292,30 @@ const cases: Case[] = [
     layers: [{ sport: 3544 }, { depth: 1, proto: 6, dport: 443 }],
   },
   {
+    name: 'Linux NFLOG (239): prefix and hardware TLVs, then the payload TLV holding IPv4',
+    linktype: 239,
+    frame: cat(Uint8Array.from([2, 0, 0, 5, 8, 0, 1, 0, 8, 0, 1, 0, 10, 0, 10, 0]), bytes(6, 0x61), bytes(2, 0), Uint8Array.from([4 + udp4.length, 0, 9, 0]), udp4),
+    layers: [{ proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
+    name: 'Linux NFLOG (239) from a big-endian host, IPv6',
+    linktype: 239,
+    frame: cat(Uint8Array.from([10, 0, 0, 5, 0, 8, 0, 1, 8, 0, 1, 0, 0, 4 + tcp6.length, 0, 9]), tcp6),
+    layers: [{ proto: 6, dport: 443 }],
+  },
+  {
+    name: 'OpenBSD pflog (117): a 61-byte header padded to 64, IPv4 and IPv6 (AF 24)',
+    linktype: 117,
+    frame: cat(Uint8Array.from([61, 2]), bytes(62, 0), udp4),
+    layers: [{ proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
+    name: 'OpenBSD pflog (117) carrying IPv6 (AF 24)',
+    linktype: 117,
+    frame: cat(Uint8Array.from([61, 24]), bytes(62, 0), tcp6),
+    layers: [{ proto: 6, dport: 443 }],
+  },
+  {
     name: '802.3 length frame with LLC/SNAP (RFC 1042) carrying IPv4',
     linktype: 1,
     frame: eth(8 + udp4.length, cat(Uint8Array.from([0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]), udp4)),
