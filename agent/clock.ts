@@ -13,17 +13,40 @@ export class Clock {
     return (sec - this.base) * 1e9 + nsec;
   }
 
-  /** Epoch seconds as text with nanosecond digits (a JSON number). */
-  epochText(t: number): string {
-    if (this.base !== this.base) return '0';
+  /** Whole epoch seconds and nanoseconds of the time split() was given last. */
+  sec = 0;
+  nsec = 0;
+
+  /**
+   * Splits packet time t into epoch seconds and nanoseconds (`sec`, `nsec`).
+   * Far from the base (beyond 2^53 ns, 104 days) t is not exact to the ns:
+   * its fraction may then round to a whole second or below zero, and is
+   * carried so that the digits always form a valid time (never before 1970).
+   */
+  split(t: number): void {
     let whole = Math.floor(t / 1e9);
     let ns = Math.round(t - whole * 1e9);
-    // Far from the base a time is not exact to the ns, and its fraction can round up to a whole second.
     if (ns >= 1e9) {
       whole++;
       ns -= 1e9;
+    } else if (ns < 0) {
+      whole--;
+      ns += 1e9;
     }
-    return `${this.base + whole}.${String(ns).padStart(9, '0')}`;
+    let sec = this.base + whole;
+    if (sec < 0) {
+      sec = 0;
+      ns = 0;
+    }
+    this.sec = sec;
+    this.nsec = ns;
+  }
+
+  /** Epoch seconds as text with nanosecond digits (a JSON number). */
+  epochText(t: number): string {
+    if (this.base !== this.base) return '0';
+    this.split(t);
+    return `${this.sec}.${String(this.nsec).padStart(9, '0')}`;
   }
 
   /** Epoch seconds as a float (µs-level precision), for summaries and metrics. */

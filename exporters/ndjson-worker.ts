@@ -55,7 +55,8 @@ function run(): void {
       const i = r % slots;
       const m = i * META_WORDS;
       const flags = meta[m + 2];
-      if (flags & F_NAMES) names.push(...(side() as string[]));
+      // One by one: a pcapng file can declare more interfaces than a spread call takes arguments.
+      if (flags & F_NAMES) for (const name of side() as string[]) names.push(name);
       ring.tcp.setExtraHistory(i, flags & F_HISTORY ? (side() as string) : '');
       clock.base = bases[i];
       out.record(ring, i, meta[m], meta[m + 1] === 1, ctx);

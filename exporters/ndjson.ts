@@ -146,10 +146,8 @@ export function encodeFlowRecord(e: ByteEncoder, table: FlowTable, s: number, re
   const clock = ctx.clock;
   K_TS(e);
   if (clock.base === clock.base) {
-    const whole = Math.floor(first / 1e9);
-    const frac = Math.round(first - whole * 1e9);
-    if (frac >= 1e9) e.epoch(clock.base + whole + 1, frac - 1e9);
-    else e.epoch(clock.base + whole, frac);
+    clock.split(first);
+    e.epoch(clock.sec, clock.nsec);
   } else e.byte(48);
   K_UID(e);
   uid(e, table.flowId(s));

@@ -115,7 +115,8 @@ export class Summary {
     const hosts = this.absorbed ? this.absorbed.top : this.hosts.top(TOP);
     const evictions: Record<string, number> = {};
     END_REASONS.forEach((r, i) => (evictions[r] = p.table.ends[i]));
-    const has = p.packets > 0;
+    // Packets with a time: a run whose every record had a bad timestamp has none.
+    const has = p.lastT >= p.firstT;
     return {
       packets: p.packets,
       bytes: p.wireBytes,

@@ -65,6 +65,39 @@ describe('record times out of range', () => {
     expect(res.lines[0]).toMatch(/^\{"ts":1700000000\.000005000,/);
   });
 
+  it('only bad timestamps: no time range in the summary (first_ts null, duration 0)', async () => {
+    const f = save('allbad.pcapng', pcapngFile([{
+      interfaces: [{ tsresol: 0 }],
+      blocks: [{ kind: 'epb', iface: 0, packet: { sec: 0, nsec: 0, data: frame(1000) }, ts: 2n ** 52n }],
+    }]));
+    const res = await analyzeFiles([f], ['--json']);
+    expect(res.summary?.toJSON(res.pipeline, res.files)).toMatchObject({ packets: 1, first_ts: null, last_ts: null, duration: 0 });
+  });
+
+  it('times centuries apart (beyond the 104 days the clock keeps exact to the ns) stay valid epoch numbers', async () => {
+    const f = save('far.pcapng', pcapngFile([{
+      interfaces: [{ tsresol: 6 }],
+      blocks: [
+        // Found by fuzzing: the fraction came out negative ("ts":891654122.00000.0,( and "ts":/.999981056).
+        { kind: 'epb', iface: 0, packet: { sec: 0, nsec: 0, data: frame(1000) }, ts: 19_088_136_980_000_000n },
+        { kind: 'epb', iface: 0, packet: { sec: 0, nsec: 0, data: frame(1001) }, ts: 891_654_121_999_999n },
+        { kind: 'epb', iface: 0, packet: { sec: 0, nsec: 0, data: frame(1002) }, ts: 148_899_502_778_000_000n },
+        { kind: 'epb', iface: 0, packet: { sec: 0, nsec: 0, data: frame(1003) }, ts: 10n },
+      ],
+    }]));
+    const res = await analyzeFiles([f], ['--json']);
+    for (const line of res.lines) expect(line).toMatch(/^\{"ts":\d+\.\d{9},/);
+    const byPort = new Map(res.records.map((r) => [r['id.orig_p'] as number, r.ts as number]));
+    const ts = [1000, 1001, 1002, 1003].map((p) => byPort.get(p)!);
+    expect(ts[0]).toBe(19088136980);
+    expect(Math.abs(ts[1] - 891654122)).toBeLessThan(1e-4);
+    expect(ts[2]).toBe(148899502778);
+    expect(ts[3]).toBeGreaterThanOrEqual(0);
+    expect(ts[3]).toBeLessThan(1e-4);
+    expect(res.summary?.toJSON(res.pipeline, res.files)).toMatchObject({ last_ts: 148899502778 });
+    expect((res.summary?.toJSON(res.pipeline, res.files) as { first_ts: number }).first_ts).toBeGreaterThanOrEqual(0);
+  });
+
   it('the bound is the last second of year 9999', () => {
     expect(new Date(MAX_PACKET_SEC * 1000).toISOString()).toBe('9999-12-31T23:59:59.000Z');
   });
