@@ -85,18 +85,15 @@ export class Pipeline implements PacketSink, LayerSink {
 
   packet(buf: Uint8Array, off: number, caplen: number, wirelen: number, tsSec: number, tsNsec: number, ifIndex: number): void {
     if (!(tsSec >= 0 && tsSec <= MAX_PACKET_SEC && tsNsec >= 0 && tsNsec < 1e9)) {
-      this.badTime(caplen, wirelen, ifIndex);
+      // Damage, not a date: in the totals, under `bad_timestamp`, and nowhere else (not in packet time).
+      this.countTotals(caplen, wirelen, ifIndex);
+      this.reasons[R.bad_timestamp]++;
       return;
     }
     const t = this.clock.toNs(tsSec, tsNsec);
     // A step boundary is sampled before the packet that crosses it is counted anywhere.
     if (t >= this.nextStep) this.step(t);
-    this.packets++;
-    this.wireBytes += wirelen;
-    this.capturedBytes += caplen;
-    if (caplen < wirelen) this.snapped++;
-    this.ifPackets[ifIndex]++;
-    this.ifBytes[ifIndex] += wirelen;
+    this.countTotals(caplen, wirelen, ifIndex);
     if (t < this.firstT) this.firstT = t;
     if (t > this.lastT) this.lastT = t;
     this.table.advance(t);
@@ -104,15 +101,14 @@ export class Pipeline implements PacketSink, LayerSink {
     if (r !== 0) this.reasons[r]++;
   }
 
-  /** A record whose time is out of range: in the totals, under `bad_timestamp`, and nowhere else (not in packet time). */
-  private badTime(caplen: number, wirelen: number, ifIndex: number): void {
+  /** The totals every record counts in, decoded or not. */
+  private countTotals(caplen: number, wirelen: number, ifIndex: number): void {
     this.packets++;
     this.wireBytes += wirelen;
     this.capturedBytes += caplen;
     if (caplen < wirelen) this.snapped++;
     this.ifPackets[ifIndex]++;
     this.ifBytes[ifIndex] += wirelen;
-    this.reasons[R.bad_timestamp]++;
   }
 
   /**
