@@ -18,7 +18,6 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Readable } from 'node:stream';
 import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
 import { PcapReader, pcapMagicKind } from './pcap.js';
 import { PCAPNG_SHB, PcapngReader } from './pcapng.js';
@@ -34,6 +33,8 @@ export interface ReadOptions {
 
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 const GZIP_OUT_CHUNK = 64 * 1024;
+/** Bytes at the end of a gzip input fed to zlib one at a time (see gunzipInto). */
+const GZIP_TAIL = 1024;
 /** Name used for `-` in results and errors. */
 export const STDIN_NAME = '<stdin>';
 
@@ -319,23 +320,21 @@ async function gunzipInto(
   const gunzip = createGunzip({ chunkSize: Math.max(64, Math.min(chunkSize, GZIP_OUT_CHUNK)) });
   let sourceError: unknown;
   let sinkError: { e: unknown } | undefined;
-  const input = Readable.from(
-    (async function* () {
-      try {
-        yield* source;
-      } catch (e) {
-        sourceError = e;
-        throw e;
-      }
-    })(),
-    { objectMode: false },
-  );
   // Output is walked in a synchronous 'data' listener, as zlib produces it: an error later in the
   // stream (a bad CRC, trailing garbage) destroys the stream, and with it any output still buffered
   // for an asynchronous consumer (a small file lost every packet).
-  const settled = new Promise<unknown>((resolve) => {
-    gunzip.once('end', () => resolve(undefined));
-    gunzip.once('error', (e) => resolve(e));
+  let failed: unknown;
+  let settled = false;
+  const done = new Promise<void>((resolve) => {
+    gunzip.once('end', () => {
+      settled = true;
+      resolve();
+    });
+    gunzip.once('error', (e) => {
+      settled = true;
+      failed = e;
+      resolve();
+    });
   });
   let stop = false;
   gunzip.on('data', (c: Buffer) => {
@@ -348,11 +347,41 @@ async function gunzipInto(
     }
     if (stop) gunzip.destroy(new Error('stopped'));
   });
-  input.on('error', (e) => gunzip.destroy(e));
-  input.pipe(gunzip);
-  const err = await settled;
-  input.unpipe(gunzip);
-  input.destroy();
+  // One write at a time, each waited for: its output has been walked when it returns.
+  const write = (b: Uint8Array): Promise<void> =>
+    settled || gunzip.destroyed ? done : Promise.race([new Promise<void>((resolve) => gunzip.write(b, () => resolve())), done]);
+  // The last GZIP_TAIL bytes of the input go in one byte at a time: zlib drops the output of the
+  // write in which it meets damage, and damage sits mostly at the end (a bad CRC, trailing
+  // garbage), so the write that fails then holds no deflate data of its own.
+  const feed = async (): Promise<void> => {
+    let tail: Uint8Array = new Uint8Array(0);
+    try {
+      for await (const c of source) {
+        if (settled) return;
+        if (c.length >= GZIP_TAIL) {
+          if (tail.length > 0) await write(tail);
+          await write(c.subarray(0, c.length - GZIP_TAIL));
+          tail = c.slice(c.length - GZIP_TAIL);
+        } else {
+          const t = new Uint8Array(tail.length + c.length);
+          t.set(tail);
+          t.set(c, tail.length);
+          if (t.length > GZIP_TAIL) {
+            await write(t.subarray(0, t.length - GZIP_TAIL));
+            tail = t.slice(t.length - GZIP_TAIL);
+          } else tail = t;
+        }
+      }
+    } catch (e) {
+      sourceError = e;
+      gunzip.destroy(e as Error);
+      return;
+    }
+    for (let i = 0; i < tail.length && !settled; i++) await write(tail.subarray(i, i + 1));
+    if (!settled) gunzip.end();
+  };
+  await Promise.all([feed(), done]);
+  const err = failed;
   // A throwing sink is a bug downstream, not a bad file: it propagates.
   if (sinkError !== undefined) throw sinkError.e;
   if (err === undefined || f.stopped) return f.finish(true);
