@@ -236,6 +236,11 @@ describe('readCaptureFile: gzip', () => {
       expect(result.packets).toBe(3000);
       expect(sink.recs.length).toBe(3000);
     }
+    // The in-memory reader too.
+    const mem = new RecordingSink();
+    const r = readCaptureBuffer('damaged', damage(gzipSync(big)), mem);
+    expect(r.error?.reason).toBe('gzip_error');
+    expect(mem.recs.length).toBe(3000);
   });
 
   it('garbage longer than the tail fed byte by byte: the packets before the last 64 KiB of output are kept', async () => {

@@ -18,7 +18,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { constants as zc, createGunzip, gunzipSync } from 'node:zlib';
+import { constants as zc, createGunzip, gunzipSync, inflateRawSync } from 'node:zlib';
 import { PcapReader, pcapMagicKind } from './pcap.js';
 import { PCAPNG_SHB, PcapngReader } from './pcapng.js';
 import { CaptureFileError, type FileErrorReason, type PacketSink, type ReadResult } from './types.js';
@@ -221,6 +221,41 @@ function chunkSizeOf(opts: ReadOptions | undefined): number {
 }
 
 /**
+ * What decompresses from the gzip members in `data` up to the first damage:
+ * each member's deflate data is inflated raw (no trailer check, and it stops
+ * where the deflate data ends, whatever follows), up to the point where it
+ * is corrupt or cut.
+ */
+function salvageGunzip(data: Uint8Array): Uint8Array {
+  const out: Uint8Array[] = [];
+  let p = 0;
+  while (data.length - p >= 10 && data[p] === 0x1f && data[p + 1] === 0x8b && data[p + 2] === 8) {
+    const flags = data[p + 3];
+    let q = p + 10;
+    if (flags & 4) q = q + 2 <= data.length ? q + 2 + (data[q] | (data[q + 1] << 8)) : data.length;
+    // File name, comment: NUL-terminated.
+    for (const bit of [8, 16]) {
+      if (flags & bit) {
+        while (q < data.length && data[q] !== 0) q++;
+        q++;
+      }
+    }
+    if (flags & 2) q += 2;
+    if (q >= data.length) break;
+    let consumed: number;
+    try {
+      const r = inflateRawSync(data.subarray(q), { info: true, finishFlush: zc.Z_SYNC_FLUSH }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      out.push(r.buffer);
+      consumed = r.engine.bytesWritten;
+    } catch {
+      break;
+    }
+    p = q + consumed + 8;
+  }
+  return out.length === 1 ? out[0] : Buffer.concat(out);
+}
+
+/**
  * Reads a whole capture held in memory, synchronously. gzip input is
  * decompressed first (a damaged gzip stream delivers what decompresses and
  * ends with `gzip_error`).
@@ -234,12 +269,7 @@ export function readCaptureBuffer(name: string, data: Uint8Array, sink: PacketSi
       bytes = gunzipSync(data);
     } catch (e) {
       gzipError = errText(e);
-      try {
-        // What decompresses before the damage.
-        bytes = gunzipSync(data, { finishFlush: zc.Z_SYNC_FLUSH });
-      } catch {
-        bytes = new Uint8Array(0);
-      }
+      bytes = salvageGunzip(data);
     }
   }
   const f = new Feeder(name, sink, ifNameFor(name), 16);
