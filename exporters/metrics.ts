@@ -832,6 +832,9 @@ export class FlowtapMetrics {
     this.capSet.clearLive();
     const names = new Set<string>();
     for (let i = 0; i < p.interfaces.length; i++) {
+      // An interface that has seen no packet yet has series only when it is live (drop counters): a
+      // capture file can declare 65 k interfaces it never uses, 4 series each at every step.
+      if (p.ifPackets[i] === 0 && this.capByIf[i] === undefined && !this.drops.has(p.interfaceName(i))) continue;
       const name = p.interfaceName(i);
       names.add(name);
       const cs = (this.capByIf[i] ??= this.capSet.get([name]));
