@@ -631,6 +631,42 @@ export class Decoder {
         if (end - off < 8) return R.truncated_tunnel;
         if ((buf[off] & 0x08) === 0) return 0;
         return this.enter(id) || this.innerEthernet(off + 8, end, lim);
+      case 4790: {
+        // VXLAN-GPE: the next-protocol byte says what follows (1 IPv4, 2 IPv6, 3 Ethernet).
+        if (end - off < 8) return R.truncated_tunnel;
+        if ((buf[off] & 0x30) !== 0 || (buf[off] & 0x04) === 0) return 0;
+        const np = buf[off + 3];
+        if (np === 1) return this.enter(id) || this.ipv4(off + 8, end, lim);
+        if (np === 2) return this.enter(id) || this.ipv6(off + 8, end, lim);
+        if (np === 3) return this.enter(id) || this.innerEthernet(off + 8, end, lim);
+        return 0;
+      }
+      case 37008: {
+        // TZSP (a remote sniffer's stream): version 1, a received or transmitted packet, tagged fields up to the end tag, then the frame.
+        if (end - off < 5) return R.truncated_tunnel;
+        if (buf[off] !== 1 || buf[off + 1] > 1) return 0;
+        const encap = (buf[off + 2] << 8) | buf[off + 3];
+        if (encap !== 1 && encap !== 18) return 0;
+        let cur = off + 4;
+        for (;;) {
+          if (end - cur < 1) return R.truncated_tunnel;
+          const tag = buf[cur];
+          if (tag === 1) break;
+          if (tag === 0) cur++;
+          else {
+            if (end - cur < 2) return R.truncated_tunnel;
+            cur += 2 + buf[cur + 1];
+          }
+        }
+        cur++;
+        if (encap === 18) {
+          // An 802.11 frame: a new link, without the outer VLAN tags.
+          this.p.vlan = 0;
+          this.tags = 0;
+          return this.enter(id) || this.wlan(cur, end, lim);
+        }
+        return this.enter(id) || this.innerEthernet(cur, end, lim);
+      }
       case 6081: {
         // Geneve
         if (end - off < 8) return R.truncated_tunnel;
@@ -751,5 +787,6 @@ export class Decoder {
 }
 
 function isTunnelPort(port: number): boolean {
-  return port === 4789 || port === 6081 || port === 4754 || port === 6635 || port === 2152 || port === 3544 || port === 1701 || port === 5072;
+  return port === 4789 || port === 6081 || port === 4754 || port === 6635 || port === 2152 || port === 3544 || port === 1701 || port === 5072 ||
+    port === 4790 || port === 37008;
 }

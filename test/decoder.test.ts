@@ -340,6 +340,24 @@ const cases: Case[] = [
     layers: [{ dport: 1701 }],
   },
   {
+    name: 'VXLAN-GPE (UDP 4790) carrying IPv4 directly, and Ethernet',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(40000, 4790, cat(Uint8Array.from([0x0c, 0, 0, 1, 0, 0, 42, 0]), udp4)))),
+    layers: [{ dport: 4790 }, { depth: 1, proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
+    name: 'VXLAN-GPE carrying Ethernet',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(40000, 4790, cat(Uint8Array.from([0x0c, 0, 0, 3, 0, 0, 42, 0]), eth(0x86dd, tcp6))))),
+    layers: [{ dport: 4790 }, { depth: 1, proto: 6, dport: 443 }],
+  },
+  {
+    name: 'TZSP (UDP 37008) carrying Ethernet after a padding tag, a signal tag and the end tag',
+    linktype: 1,
+    frame: eth(0x0800, ipv4({ proto: 17 }, udp(40000, 37008, cat(Uint8Array.from([1, 0, 0, 1, 0, 10, 1, 0xd0, 1]), eth(0x0800, udp4))))),
+    layers: [{ dport: 37008 }, { depth: 1, proto: 17, src: '192.0.2.1', sport: 5353 }],
+  },
+  {
     name: 'AYIYA (UDP 5072) forwarding IPv6: 16-byte identity, 20-byte signature',
     linktype: 1,
     frame: eth(0x0800, ipv4({ proto: 17 }, udp(5072, 5072, cat(Uint8Array.from([0x41, 0x52, 0x11, 41, 0, 0, 0, 0]), bytes(16, 1), bytes(20, 2), tcp6)))),
