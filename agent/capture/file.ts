@@ -35,6 +35,10 @@ export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 const GZIP_OUT_CHUNK = 64 * 1024;
 /** Bytes at the end of a gzip input fed to zlib one at a time (see gunzipInto). */
 const GZIP_TAIL = 1024;
+/** A damaged gzip file up to this size is inflated again to recover what zlib dropped with its error (see gunzipInto)... */
+const SALVAGE_MAX_INPUT = 16 * 1024 * 1024;
+/** ...when that takes at most this much output in all (memory). */
+const SALVAGE_MAX_OUTPUT = 256 * 1024 * 1024;
 /** Name used for `-` in results and errors. */
 export const STDIN_NAME = '<stdin>';
 
@@ -226,8 +230,9 @@ function chunkSizeOf(opts: ReadOptions | undefined): number {
  * where the deflate data ends, whatever follows), up to the point where it
  * is corrupt or cut.
  */
-function salvageGunzip(data: Uint8Array): Uint8Array {
+function salvageGunzip(data: Uint8Array, maxOutput = Infinity): Uint8Array {
   const out: Uint8Array[] = [];
+  let total = 0;
   let p = 0;
   while (data.length - p >= 10 && data[p] === 0x1f && data[p + 1] === 0x8b && data[p + 2] === 8) {
     const flags = data[p + 3];
@@ -244,8 +249,10 @@ function salvageGunzip(data: Uint8Array): Uint8Array {
     if (q >= data.length) break;
     let consumed: number;
     try {
-      const r = inflateRawSync(data.subarray(q), { info: true, finishFlush: zc.Z_SYNC_FLUSH }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+      const opts = { info: true, finishFlush: zc.Z_SYNC_FLUSH, ...(maxOutput < Infinity ? { maxOutputLength: Math.max(1, maxOutput - total) } : {}) };
+      const r = inflateRawSync(data.subarray(q), opts) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
       out.push(r.buffer);
+      total += r.buffer.length;
       consumed = r.engine.bytesWritten;
     } catch {
       break;
@@ -344,6 +351,7 @@ async function gunzipInto(
   source: AsyncIterable<Uint8Array>,
   sink: PacketSink,
   chunkSize: number,
+  reread?: () => Promise<Uint8Array | undefined>,
 ): Promise<ReadResult> {
   const f = new Feeder(name, sink, ifNameFor(name), Math.min(chunkSize, 1 << 16));
   // Output in pieces of at most 64 KiB: zlib discards the piece it was filling when it meets damage (a bad CRC, trailing garbage).
@@ -367,8 +375,10 @@ async function gunzipInto(
     });
   });
   let stop = false;
+  let delivered = 0;
   gunzip.on('data', (c: Buffer) => {
     if (stop) return;
+    delivered += c.length;
     try {
       if (!f.push(c)) stop = true;
     } catch (e) {
@@ -416,6 +426,13 @@ async function gunzipInto(
   if (sinkError !== undefined) throw sinkError.e;
   if (err === undefined || f.stopped) return f.finish(true);
   if (sourceError !== undefined) return f.finish(true, f.failure('read_error', errText(sourceError)));
+  // What zlib decompressed in its failing write is lost with the stream: a small enough file is
+  // inflated again, member by member, and the output beyond what was walked is walked too.
+  const data = reread && delivered < SALVAGE_MAX_OUTPUT ? await reread().catch(() => undefined) : undefined;
+  if (data !== undefined) {
+    const all = salvageGunzip(data, SALVAGE_MAX_OUTPUT);
+    if (all.length > delivered) f.push(all, delivered, all.length);
+  }
   return f.finish(true, f.failure('gzip_error', errText(err)));
 }
 
@@ -478,7 +495,14 @@ async function readHandle(path: string, fh: FileHandle, sink: PacketSink, chunkS
   // gzip: hand the bytes read so far plus the rest of the file to the stream path.
   if (isGzip(f.work, n)) {
     const head = Buffer.from(f.work.subarray(0, n));
-    return gunzipInto(path, handleChunks(fh, head, Math.max(chunkSize, 64 * 1024)), sink, chunkSize);
+    const reread = async (): Promise<Uint8Array | undefined> => {
+      const size = (await fh.stat()).size;
+      if (size > SALVAGE_MAX_INPUT) return undefined;
+      const b = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(b, 0, size, 0);
+      return b.subarray(0, bytesRead);
+    };
+    return gunzipInto(path, handleChunks(fh, head, Math.max(chunkSize, 64 * 1024)), sink, chunkSize, reread);
   }
   if (n === 0) return f.finish(false);
   const bufs = [Buffer.allocUnsafe(chunkSize), Buffer.allocUnsafe(chunkSize)];
