@@ -104,18 +104,15 @@ const K_CONN_STATE = constWriter(',"conn_state":"');
 const K_HISTORY = constWriter('","history":"');
 const K_HISTORY_ONLY = constWriter(',"history":"');
 const Q = 34;
-const TCP_KEYS = [
+const TCP_KEY_TEXT = [
   ',"orig_syn":', ',"orig_fin":', ',"orig_rst":', ',"resp_syn":', ',"resp_fin":', ',"resp_rst":',
   ',"orig_retrans_pkts":', ',"orig_retrans_bytes":', ',"resp_retrans_pkts":', ',"resp_retrans_bytes":',
   ',"orig_ooo_pkts":', ',"resp_ooo_pkts":', ',"orig_dup_acks":', ',"resp_dup_acks":',
   ',"orig_zero_win":', ',"resp_zero_win":', ',"missed_bytes":',
-].map(constWriter);
-/** Keys 6-16 of TCP_KEYS, each with the value 0. */
-const K_QUALITY_ZERO = constWriter([
-  ',"orig_retrans_pkts":', ',"orig_retrans_bytes":', ',"resp_retrans_pkts":', ',"resp_retrans_bytes":',
-  ',"orig_ooo_pkts":', ',"resp_ooo_pkts":', ',"orig_dup_acks":', ',"resp_dup_acks":',
-  ',"orig_zero_win":', ',"resp_zero_win":', ',"missed_bytes":',
-].map((key) => key + '0').join(''));
+];
+const TCP_KEYS = TCP_KEY_TEXT.map(constWriter);
+/** The quality counters' keys (6-16 of TCP_KEYS), each with the value 0. */
+const K_QUALITY_ZERO = constWriter(TCP_KEY_TEXT.slice(6).map((key) => key + '0').join(''));
 const K_RTT1 = constWriter(',"rtt_syn_synack":');
 const K_RTT2 = constWriter(',"rtt_synack_ack":');
 const K_RTT = constWriter(',"rtt_handshake":');
