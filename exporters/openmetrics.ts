@@ -202,10 +202,10 @@ export class OpenMetricsBackfill {
 
   /** Unix-seconds text of a boundary (millisecond digits at most). */
   private ts(b: number): string {
-    const base = this.pipeline.clock.base;
-    const whole = Math.floor(b / 1e9);
-    let ms = Math.round((b - whole * 1e9) / 1e6);
-    let sec = base + whole;
+    const clock = this.pipeline.clock;
+    clock.split(b);
+    let sec = clock.sec;
+    let ms = Math.round(clock.nsec / 1e6);
     if (ms >= 1000) {
       sec++;
       ms -= 1000;
