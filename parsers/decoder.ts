@@ -148,10 +148,7 @@ export class Decoder {
         let af = ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
         // BSD null is in the writer's byte order, LOOP in network order: accept both.
         if (af > 0xffff) af = ((buf[off + 3] << 24) | (buf[off + 2] << 16) | (buf[off + 1] << 8) | buf[off]) >>> 0;
-        if (af === 2) return this.ipv4(off + 4, end, lim);
-        if (af === 10 || af === 24 || af === 28 || af === 30) return this.ipv6(off + 4, end, lim);
-        this.sink.nonIp(ETHERTYPE_OTHER);
-        return 0;
+        return this.addressFamily(af, off + 4, end, lim);
       }
       case LINKTYPE_PPP:
       case LINKTYPE_PPP_HDLC:
@@ -161,11 +158,7 @@ export class Decoder {
         if (end - off < 2) return R.truncated_link;
         const hl = (buf[off] + 3) & ~3;
         if (hl < 4 || end - off < hl) return R.truncated_link;
-        const af = buf[off + 1];
-        if (af === 2) return this.ipv4(off + hl, end, lim);
-        if (af === 10 || af === 24 || af === 28 || af === 30) return this.ipv6(off + hl, end, lim);
-        this.sink.nonIp(ETHERTYPE_OTHER);
-        return 0;
+        return this.addressFamily(buf[off + 1], off + hl, end, lim);
       }
       case LINKTYPE_NFLOG:
         return this.nflog(off, end, lim);
@@ -245,6 +238,14 @@ export class Decoder {
     return 0;
   }
 
+  /** An IP packet announced by a socket address family: AF_INET 2, AF_INET6 10 (Linux), 24, 28 or 30 (the BSDs, macOS). */
+  private addressFamily(af: number, off: number, end: number, lim: number): number {
+    if (af === 2) return this.ipv4(off, end, lim);
+    if (af === 10 || af === 24 || af === 28 || af === 30) return this.ipv6(off, end, lim);
+    this.sink.nonIp(ETHERTYPE_OTHER);
+    return 0;
+  }
+
   /**
    * Linux NFLOG: family, version, resource id, then TLVs (length and type in
    * the capturing host's byte order, little-endian unless the type reads
@@ -267,6 +268,7 @@ export class Decoder {
       if (type === 9) {
         const pl = q + len < lim ? q + len : lim;
         const pe = end < pl ? end : pl;
+        // Linux families only: AF_INET 2, AF_INET6 10.
         if (family === 2) return this.ipv4(q + 4, pe, pl);
         if (family === 10) return this.ipv6(q + 4, pe, pl);
         this.sink.nonIp(ETHERTYPE_OTHER);
