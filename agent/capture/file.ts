@@ -421,10 +421,9 @@ async function gunzipInto(
     if (!settled) gunzip.end();
   };
   await Promise.all([feed(), done]);
-  const err = failed;
   // A throwing sink is a bug downstream, not a bad file: it propagates.
   if (sinkError !== undefined) throw sinkError.e;
-  if (err === undefined || f.stopped) return f.finish(true);
+  if (failed === undefined || f.stopped) return f.finish(true);
   if (sourceError !== undefined) return f.finish(true, f.failure('read_error', errText(sourceError)));
   // What zlib decompressed in its failing write is lost with the stream: a small enough file is
   // inflated again, member by member, and the output beyond what was walked is walked too.
@@ -433,7 +432,7 @@ async function gunzipInto(
     const all = salvageGunzip(data, SALVAGE_MAX_OUTPUT);
     if (all.length > delivered) f.push(all, delivered, all.length);
   }
-  return f.finish(true, f.failure('gzip_error', errText(err)));
+  return f.finish(true, f.failure('gzip_error', errText(failed)));
 }
 
 /**
