@@ -6,6 +6,8 @@
  *
  * Sections (default: all):
  *   reader      bench/readers.ts benchReaders(): read + walk records, no decode
+ *   floor       bench/floor.ts: reader + decoder + the plainest flow count (no flow
+ *               semantics, no output): what no full flow monitor can beat here
  *   e2e         flowtap analyze FILE --flows /dev/null --json
  *   e2e-1t      the same on one thread (FLOWTAP_FLOWS_WORKER=0: records encoded in the capture thread)
  *   ndjson      flowtap analyze FILE --flows bench/out/flows.ndjson --json
@@ -31,7 +33,7 @@ const OUT_DIR = join(ROOT, 'bench', 'out');
 const TIME_BIN = '/usr/bin/time';
 const TIME_MARK = '@@flowtap-bench@@';
 
-const SECTIONS = ['reader', 'e2e', 'e2e-1t', 'ndjson', 'softflowd', 'nfpcapd'] as const;
+const SECTIONS = ['reader', 'floor', 'e2e', 'e2e-1t', 'ndjson', 'softflowd', 'nfpcapd'] as const;
 type Section = (typeof SECTIONS)[number];
 const ALIASES: Record<string, Section[]> = {
   all: [...SECTIONS],
@@ -369,6 +371,7 @@ const NODE = process.execPath;
 const CLI_JS = join(ROOT, 'dist', 'agent', 'cli.js');
 const FLOWTAP_BIN = join(ROOT, 'bin', 'flowtap.js');
 const READERS_JS = join(ROOT, 'dist', 'bench', 'readers.js');
+const FLOOR_JS = join(ROOT, 'dist', 'bench', 'floor.js');
 const NDJSON_OUT = join(OUT_DIR, 'flows.ndjson');
 const NFPCAPD_DIR = join(OUT_DIR, 'nfpcapd');
 const REF_PID = join(OUT_DIR, 'softflowd.pid');
@@ -444,6 +447,22 @@ const BENCHES: BenchSpec[] = [
       const j = lastJson(s.stdout);
       if (!j) throw new Error('benchReaders printed no JSON');
       const extra: Record<string, number | string> = {};
+      if (typeof j.seconds === 'number') extra.inner_seconds = j.seconds;
+      if (typeof j.pps === 'number') extra.inner_pps = j.pps;
+      return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
+    },
+  },
+  {
+    name: 'floor',
+    title: 'floor: decode + plain flow count (bench/floor.ts)',
+    node: true,
+    unavailable: () => (existsSync(FLOOR_JS) ? undefined : `${rel(FLOOR_JS)} missing (not built: npm run build)`),
+    command: (cap) => ({ cmd: NODE, args: [FLOOR_JS, cap.path] }),
+    inspect: (s) => {
+      const j = lastJson(s.stdout);
+      if (!j) throw new Error('floor.js printed no JSON');
+      const extra: Record<string, number | string> = {};
+      if (typeof j.flows === 'number') extra.flows = j.flows;
       if (typeof j.seconds === 'number') extra.inner_seconds = j.seconds;
       if (typeof j.pps === 'number') extra.inner_pps = j.pps;
       return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
