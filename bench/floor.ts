@@ -21,6 +21,7 @@ import { readCaptureFile } from '../agent/capture/file.js';
 import type { InterfaceInfo, PacketSink } from '../agent/capture/types.js';
 import { Decoder, type LayerSink } from '../parsers/decoder.js';
 import type { Packet } from '../parsers/packet.js';
+import { sourceIsA } from '../agent/flows/table.js';
 
 /** Key words: addr A (4), addr B (4), ports (A << 16 | B), (vlan << 8) | proto, IP version (as the flow table's key). */
 const KEY = 11;
@@ -47,12 +48,7 @@ export class FloorTable implements LayerSink {
   layer(p: Packet): number {
     const a = p.addr;
     const k = this.key;
-    let srcIsA: boolean;
-    if (a[0] !== a[4]) srcIsA = a[0] < a[4];
-    else if (a[1] !== a[5]) srcIsA = a[1] < a[5];
-    else if (a[2] !== a[6]) srcIsA = a[2] < a[6];
-    else if (a[3] !== a[7]) srcIsA = a[3] < a[7];
-    else srcIsA = p.sport <= p.dport;
+    const srcIsA = sourceIsA(p);
     const x = srcIsA ? 0 : 4;
     for (let i = 0; i < 4; i++) {
       k[i] = a[i + x];

@@ -419,6 +419,17 @@ function flowtapInspect(s: RunSample): { packets?: number; extra?: Record<string
   return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
 }
 
+/** What an in-process benchmark printed: packets, and its own timing (without node's start-up) and flow count when given. */
+function inProcessInspect(s: RunSample, who: string): { packets?: number; extra?: Record<string, number | string> } {
+  const j = lastJson(s.stdout);
+  if (!j) throw new Error(`${who} printed no JSON`);
+  const extra: Record<string, number | string> = {};
+  if (typeof j.flows === 'number') extra.flows = j.flows;
+  if (typeof j.seconds === 'number') extra.inner_seconds = j.seconds;
+  if (typeof j.pps === 'number') extra.inner_pps = j.pps;
+  return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
+}
+
 function flowtapUnavailable(): string | undefined {
   if (!existsSync(CLI_JS)) return `${rel(CLI_JS)} missing (CLI not built yet: npm run build)`;
   if (!existsSync(FLOWTAP_BIN)) return `${rel(FLOWTAP_BIN)} missing`;
@@ -443,14 +454,7 @@ const BENCHES: BenchSpec[] = [
         cap.path,
       ],
     }),
-    inspect: (s) => {
-      const j = lastJson(s.stdout);
-      if (!j) throw new Error('benchReaders printed no JSON');
-      const extra: Record<string, number | string> = {};
-      if (typeof j.seconds === 'number') extra.inner_seconds = j.seconds;
-      if (typeof j.pps === 'number') extra.inner_pps = j.pps;
-      return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
-    },
+    inspect: (s) => inProcessInspect(s, 'benchReaders'),
   },
   {
     name: 'floor',
@@ -458,15 +462,7 @@ const BENCHES: BenchSpec[] = [
     node: true,
     unavailable: () => (existsSync(FLOOR_JS) ? undefined : `${rel(FLOOR_JS)} missing (not built: npm run build)`),
     command: (cap) => ({ cmd: NODE, args: [FLOOR_JS, cap.path] }),
-    inspect: (s) => {
-      const j = lastJson(s.stdout);
-      if (!j) throw new Error('floor.js printed no JSON');
-      const extra: Record<string, number | string> = {};
-      if (typeof j.flows === 'number') extra.flows = j.flows;
-      if (typeof j.seconds === 'number') extra.inner_seconds = j.seconds;
-      if (typeof j.pps === 'number') extra.inner_pps = j.pps;
-      return { packets: typeof j.packets === 'number' ? j.packets : undefined, extra };
-    },
+    inspect: (s) => inProcessInspect(s, 'floor.js'),
   },
   {
     name: 'e2e',

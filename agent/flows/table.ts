@@ -216,6 +216,16 @@ function signature(p: Packet): number {
   return (h ^ (h >>> 15)) >>> 0;
 }
 
+/** Canonical order of a flow's endpoints: true when the packet's source (address, port) is the lower one, endpoint A. */
+export function sourceIsA(p: Packet): boolean {
+  const a = p.addr;
+  if (a[0] !== a[4]) return a[0] < a[4];
+  if (a[1] !== a[5]) return a[1] < a[5];
+  if (a[2] !== a[6]) return a[2] < a[6];
+  if (a[3] !== a[7]) return a[3] < a[7];
+  return p.sport <= p.dport;
+}
+
 /** Slots of a new table. */
 const INITIAL_CAPACITY = 65536;
 /** Index entries per slot (8 bytes each). */
@@ -554,13 +564,7 @@ export class FlowTable implements LayerSink {
   private keyOf(p: Packet): boolean {
     const a = p.addr;
     const k = this.key;
-    // Canonical order: the lower (address, port) endpoint is A.
-    let srcIsA: boolean;
-    if (a[0] !== a[4]) srcIsA = a[0] < a[4];
-    else if (a[1] !== a[5]) srcIsA = a[1] < a[5];
-    else if (a[2] !== a[6]) srcIsA = a[2] < a[6];
-    else if (a[3] !== a[7]) srcIsA = a[3] < a[7];
-    else srcIsA = p.sport <= p.dport;
+    const srcIsA = sourceIsA(p);
     if (srcIsA) {
       k[0] = a[0]; k[1] = a[1]; k[2] = a[2]; k[3] = a[3];
       k[4] = a[4]; k[5] = a[5]; k[6] = a[6]; k[7] = a[7];
