@@ -661,12 +661,8 @@ export class Decoder {
           }
         }
         cur++;
-        if (encap === 18) {
-          // An 802.11 frame: a new link, without the outer VLAN tags.
-          this.p.vlan = 0;
-          this.tags = 0;
-          return this.enter(id) || this.wlan(cur, end, lim);
-        }
+        // An 802.11 frame or an Ethernet frame: a new link (enter() drops the outer VLAN tags).
+        if (encap === 18) return this.enter(id) || this.wlan(cur, end, lim);
         return this.enter(id) || this.innerEthernet(cur, end, lim);
       }
       case 6081: {
