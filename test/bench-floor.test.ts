@@ -9,19 +9,18 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { FloorSink, benchFloor } from '../bench/floor.js';
+import { DecodingSink, FloorTable, benchFloor } from '../bench/floor.js';
 import { generateBenchCapture } from '../bench/gen.js';
 import { readCaptureBuffer } from '../agent/capture/file.js';
-import { Decoder } from '../parsers/decoder.js';
+import type { LayerSink } from '../parsers/decoder.js';
 import type { Packet } from '../parsers/packet.js';
-import type { InterfaceInfo, PacketSink } from '../agent/capture/types.js';
 
 /** The reference: one Map entry per canonical (version, proto, vlan, endpoints) string. */
 function referenceFlows(data: Uint8Array): { flows: number; packets: number; bytes: number } {
   const flows = new Map<string, number>();
   let packets = 0;
   let bytes = 0;
-  const dec = new Decoder({
+  const reference: LayerSink = {
     layer(p: Packet): number {
       const src = `${Array.from(p.addr.subarray(0, 4)).join('.')}:${p.sport}`;
       const dst = `${Array.from(p.addr.subarray(4, 8)).join('.')}:${p.dport}`;
@@ -33,27 +32,16 @@ function referenceFlows(data: Uint8Array): { flows: number; packets: number; byt
       return -1;
     },
     nonIp(): void {},
-  });
-  const lt: number[] = [];
-  const sink: PacketSink = {
-    addInterface(i: InterfaceInfo): number {
-      lt.push(i.linktype);
-      return lt.length - 1;
-    },
-    packet(buf, off, cap, wire, s, ns, ifi): void {
-      dec.decode(buf, off, cap, wire, lt[ifi], 0, ifi, s * 1e9 + ns);
-    },
-    flush(): void {},
   };
-  readCaptureBuffer('ref', data, sink);
+  readCaptureBuffer('ref', data, new DecodingSink(reference));
   return { flows: flows.size, packets, bytes };
 }
 
 function floorOf(data: Uint8Array, bits?: number): { flows: number; packets: number; bytes: number } {
-  const sink = new FloorSink(bits);
-  const r = readCaptureBuffer('floor', data, sink);
+  const table = new FloorTable(bits);
+  const r = readCaptureBuffer('floor', data, new DecodingSink(table));
   expect(r.error).toBeUndefined();
-  return { flows: sink.table.flows, ...sink.table.totals() };
+  return { flows: table.flows, ...table.totals() };
 }
 
 describe('bench floor loop', () => {
