@@ -89,7 +89,7 @@ const CHUNK_MASK = CHUNK - 1;
 const ru = (s: number): number => (s & CHUNK_MASK) * REC_U32;
 const rf = (s: number): number => (s & CHUNK_MASK) * REC_F64;
 const rc = (s: number): number => (s & CHUNK_MASK) * C_WORDS;
-// ---- cold words, 4 f64 per slot in `cold`: written when a flow starts, read when it is reported ----
+// ---- cold words, 4 f64 per slot in `ccold` (chunked as the records): written when a flow starts, read when it is reported ----
 const C_WORDS = 4;
 const C_FIRST = 0;
 const C_REPORT = 1;
@@ -250,8 +250,7 @@ export class FlowTable implements LayerSink {
   /** Highest packet time seen: the clock that drives the wheel. */
   clock = -Infinity;
 
-  /** Flow records (see the layout constants), two views of one buffer. */
-  /** Record chunks, as u32 and f64 views of the same buffers (see CHUNK_BITS). */
+  /** Flow record chunks (see the layout constants and CHUNK_BITS), as u32 and f64 views of the same buffers. */
   private cu32: Uint32Array<ArrayBufferLike>[] = [];
   private cf64: Float64Array<ArrayBufferLike>[] = [];
   /** Packets counted lately, for forwarded-copy detection (only while `dedupe` is on; see COPY_BITS). */

@@ -355,8 +355,9 @@ export class TcpTracker {
   }
 
   /**
-   * Copies the TCP record of the flow in `slot` to dst[off, off + BYTES_PER_SLOT)
-   * and returns its history letters beyond the inline ones ('' when none).
+   * Copies the TCP record of the flow in `slot` into record `i` of `to` (a
+   * tracker from over()) and returns its history letters beyond the inline
+   * ones ('' when none).
    */
   exportRecord(slot: number, to: TcpTracker, i: number): string {
     const r = this.rec[slot];
